@@ -1,0 +1,87 @@
+# eventsd build. `make` builds with $(CC) (gcc default, `make CC=clang` works too);
+# `make check` installs what is missing, builds, and runs every unit and integration test.
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+SANITIZE ?=
+
+PKGS     := libczmq libzmq libpcre2-8 msgpack libconfig sqlite3
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iproto -Idaemon -Iworkers \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SANITIZE)
+LDFLAGS  += $(SANITIZE)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+
+# Every .c file except the program entry points (*_main.c) goes into one static library.
+LIB_SRC  := $(filter-out %_main.c,$(wildcard proto/*.c daemon/*.c workers/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libeventsd.a
+PROGS    := $(BUILD)/eventsd $(BUILD)/eventsd-pub
+TEST_SRC := $(wildcard test/test_*.c)
+TESTS    := $(TEST_SRC:test/%.c=$(BUILD)/test/%)
+
+.PHONY: all clean install check unit asan-unit integration demo deps bench
+all: $(PROGS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/eventsd: $(BUILD)/daemon/eventsd_main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/eventsd-pub: $(BUILD)/daemon/pub_main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/%: test/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DFIXTURES_DIR='"$(FIXTURES_DIR)"' -DSRC_DIR='"$(CURDIR)"' $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcriterion
+
+FIXTURES_DIR ?= $(abspath $(CURDIR)/../shared/fixtures/salt)
+
+deps:
+	test/install-deps.sh
+
+unit: $(TESTS)
+	@set -e; for t in $(TESTS); do echo "== $$t"; $$t --jobs 2 --timeout 120; done
+
+asan-unit:
+	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" unit
+
+integration: $(PROGS)
+	test/run-integration.sh $(BUILD)
+
+check: deps
+	$(MAKE) all
+	$(MAKE) CC=clang BUILD=build-clang all
+	$(MAKE) unit
+	$(MAKE) asan-unit
+	$(MAKE) integration
+
+demo: deps
+	$(MAKE) all
+	test/demo.sh $(BUILD)
+
+bench: deps
+	$(MAKE) all
+	test/bench.sh $(BUILD)
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/eventsd \
+	           $(DESTDIR)$(PREFIX)/share/eventsd/sql/sqlite
+	install -m 0755 $(BUILD)/eventsd $(DESTDIR)$(PREFIX)/sbin/eventsd
+	install -m 0755 $(BUILD)/eventsd-pub $(DESTDIR)$(PREFIX)/bin/eventsd-pub
+	install -m 0644 sql/sqlite/*.sql $(DESTDIR)$(PREFIX)/share/eventsd/sql/sqlite/
+	sed 's|^sql_dir = .*|sql_dir = "$(PREFIX)/share/eventsd/sql";|' etc/eventsd.conf \
+	    > $(DESTDIR)/etc/eventsd/eventsd.conf
+	chmod 0640 $(DESTDIR)/etc/eventsd/eventsd.conf
+
+clean:
+	rm -rf build build-asan build-clang demo
+
+-include $(LIB_OBJ:.o=.d)

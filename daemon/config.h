@@ -1,0 +1,91 @@
+/* config: the one config loader. Reads a libconfig file into eventsd_config_t and checks
+ * everything that can be checked without opening sockets or databases:
+ *   - syntax (libconfig's own error, reported as FILE:LINE: message);
+ *   - unknown keys at every level are errors (FILE:LINE: unknown key 'x' in 'bus');
+ *   - types and ranges (FILE:LINE: 'batch.size' must be an integer between 1 and 100000);
+ *   - references: every rule's worker exists, worker names unique, sink names known
+ *     ("sqlite", "file"), required per-sink keys present, template files readable.
+ * Regex compilation (rules) and template compilation (template) are checked by their own
+ * modules, which report with the file and line that config records here.
+ * Relative paths (template, database, path, dead_letter, sql_dir) are resolved here:
+ * sql_dir against the config file's directory; template against sql_dir; database, path,
+ * dead_letter and runtime_dir against the config file's directory.
+ * Owns: the returned struct and every string in it (config_destroy frees all).
+ */
+#ifndef EVENTSD_CONFIG_H
+#define EVENTSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum { BUS_AUTO, BUS_ZMQ, BUS_SALT_IPC, BUS_SALT_TCP } bus_type_t;
+
+typedef struct {
+    bus_type_t type;          /* bus.type: "auto" (default) | "zmq" | "salt-ipc" | "salt-tcp" */
+    char  *path;              /* bus.path: unix socket (salt-ipc, auto, and zmq when no endpoint);
+                                 default /var/run/salt/master/master_event_pub.ipc */
+    char  *endpoint;          /* bus.endpoint: zmq endpoint, default "ipc://" + path */
+    char  *host;              /* bus.host: salt-tcp, default "127.0.0.1" */
+    int    port;              /* bus.port: salt-tcp, default 4512 */
+    size_t max_event_bytes;   /* bus.max_event_bytes, default 16 MiB, range 1 KiB .. 1 GiB */
+    int    max_depth;         /* bus.max_depth, default 64, range 2 .. 1000 */
+    int    reconnect_min_ms;  /* bus.reconnect_min_ms, default 100 */
+    int    reconnect_max_ms;  /* bus.reconnect_max_ms, default 5000 (>= reconnect_min_ms) */
+    int    line;
+} bus_config_t;
+
+typedef struct {
+    char *name;               /* workers[i].name: unique, [A-Za-z0-9_-]+ */
+    char *sink;               /* workers[i].sink: "sqlite" | "file" */
+    int   processes;          /* workers[i].processes, default 1, range 1..64 */
+    int   batch_size;         /* workers[i].batch.size, default 500, range 1..100000 */
+    int   batch_interval_ms;  /* workers[i].batch.interval_ms, default 1000, range 1..3600000 */
+    int   max_inflight;       /* workers[i].max_inflight: events sent to one process and not yet
+                                 acked; default 4 * batch_size, >= batch_size */
+    char *template_path;      /* workers[i].template (sqlite: required; resolved, absolute) */
+    int   template_line;      /* line of the template key, for template compile errors */
+    char *database;           /* workers[i].database (sqlite: required; resolved) */
+    char *path;               /* workers[i].path (file: required; resolved) */
+    char *dead_letter;        /* workers[i].dead_letter: optional JSON-lines file (resolved) */
+    int   busy_timeout_ms;    /* workers[i].busy_timeout_ms (sqlite), default 10000 */
+    char *fingerprint;        /* every setting above in one string: equal fingerprints mean a
+                                 SIGHUP reload can keep the running processes */
+    int   line;
+} worker_config_t;
+
+typedef struct {
+    char  *tag;               /* rules[i].tag: PCRE2 pattern, required */
+    char  *fun;               /* rules[i].fun: PCRE2 pattern or NULL (any) */
+    char **workers;           /* rules[i].workers: names, at least one */
+    int    n_workers;
+    bool   priority;          /* rules[i].priority, default false */
+    int    line;              /* line of the rule */
+    int    tag_line, fun_line;
+} rule_config_t;
+
+typedef struct {
+    char *path;               /* the config file as given */
+    char *master_id;          /* master_id, default "<hostname>_master" */
+    char *runtime_dir;        /* runtime_dir, default "/run/eventsd" */
+    char *sql_dir;            /* sql_dir, default the config file's directory */
+    char *log_level;          /* log_level: "debug" | "info" (default) | "warning" | "error" */
+    int   stats_interval_s;   /* stats.interval, seconds, default 60, 0 = off */
+    int   shutdown_timeout_ms;/* shutdown.timeout_ms, default 30000 */
+    bus_config_t bus;
+    worker_config_t *workers;
+    int   n_workers;
+    rule_config_t *rules;
+    int   n_rules;
+} eventsd_config_t;
+
+/* Loads and checks path. On error returns NULL and writes every problem found, one per
+ * line, as "FILE:LINE: message" into err (truncated to errlen). */
+eventsd_config_t *config_load(const char *path, char *err, size_t errlen);
+void config_destroy(eventsd_config_t **self_p);
+
+/* Index of the worker with that name, or -1. */
+int config_worker_index(const eventsd_config_t *self, const char *name);
+
+const char *config_bus_type_name(bus_type_t type);
+
+#endif

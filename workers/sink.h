@@ -1,0 +1,42 @@
+/* sink: the one interface every storage backend implements (sqlite, file; later pgsql, mysql,
+ * graphite, redis). Batching, retry with backoff, dead-lettering and acks live once, in the
+ * worker, outside the sinks.
+ *
+ * A sink is opened inside the worker process, after fork, and owns exactly one connection.
+ * write_batch writes n events in ONE transaction:
+ *   SINK_OK          all n committed;
+ *   SINK_RETRY       nothing committed, transient (locked, disconnected): retry later;
+ *   SINK_REJECT_ROW  nothing committed, events[*bad_index] is rejected by the data itself:
+ *                    the worker dead-letters it and writes the others again;
+ *   SINK_FATAL       nothing committed, the sink cannot go on: the worker exits non-zero.
+ * err receives a one-line reason for anything but SINK_OK.
+ */
+#ifndef EVENTSD_SINK_H
+#define EVENTSD_SINK_H
+
+#include "config.h"
+#include "worker_event.h"
+#include <stddef.h>
+
+typedef enum { SINK_OK = 0, SINK_RETRY, SINK_REJECT_ROW, SINK_FATAL } sink_result_t;
+
+typedef struct sink sink_t;
+
+typedef struct {
+    const char *name;
+    /* --check-config: validate settings and compile templates without connecting.
+     * Errors as "FILE:LINE: message". */
+    int (*check)(const worker_config_t *cfg, char *err, size_t errlen);
+    sink_t *(*open)(const worker_config_t *cfg, const char *master_id, char *err, size_t errlen);
+    sink_result_t (*write_batch)(sink_t *self, worker_event_t *const *events, size_t n,
+                                 size_t *bad_index, char *err, size_t errlen);
+    void (*close)(sink_t **self_p);
+} sink_ops_t;
+
+/* NULL when no sink has that name. */
+const sink_ops_t *sink_lookup(const char *name);
+
+extern const sink_ops_t sink_sqlite_ops;
+extern const sink_ops_t sink_file_ops;
+
+#endif
