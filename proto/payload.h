@@ -22,6 +22,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define PAYLOAD_DEFAULT_MAX_DEPTH 64
 
@@ -53,7 +54,32 @@ int payload_to_json(const msgpack_object *obj, msgpack_sbuffer *out);
  * Returns 0 (text appended), 1 (nil: nothing appended) or -1 (allocation failure). */
 int payload_to_text(const msgpack_object *obj, msgpack_sbuffer *out);
 
+/* Appends s (len bytes, UTF-8) as a JSON string literal, escaped exactly like payload_to_json
+ * escapes strings. Returns 0 or -1. */
+int payload_json_string(msgpack_sbuffer *out, const char *s, size_t len);
+
 /* true when the object is a str/raw whose bytes equal the NUL-terminated s. */
 bool payload_str_equals(const msgpack_object *obj, const char *s);
+
+/* Added for salt_frame's stream scanner: the header of one msgpack token, read without
+ * allocating, so that object boundaries (and declared sizes) are known before msgpack-c,
+ * which preallocates arrays/maps from their declared counts, ever sees the bytes.
+ * head_len: bytes of the type byte plus length/value field; skip_len: bytes that follow the
+ * header and belong to this token (str/bin/ext data, fixed-width numbers); items: child
+ * objects that follow (array: n, map: 2n). */
+typedef struct {
+    size_t   head_len;
+    uint64_t skip_len;
+    uint64_t items;
+    bool     is_map;
+    bool     is_container;
+} payload_token_t;
+
+/* Returns 1 (tok filled), 0 (fewer than head_len bytes available) or -1 (0xc1, never valid). */
+int payload_token(const uint8_t *p, size_t avail, payload_token_t *tok);
+
+/* Depth limit actually enforced: msgpack-c 4.0 refuses more than 32 nested containers
+ * (MSGPACK_EMBED_STACK_SIZE), so max_depth is clamped to this. Top-level container = depth 1. */
+#define PAYLOAD_MSGPACK_MAX_DEPTH 32
 
 #endif

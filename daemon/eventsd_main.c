@@ -1,0 +1,404 @@
+/* eventsd: the master process. Reads the Salt bus, matches rules, hands accepted events to
+ * the dispatcher (which owns the worker processes), handles signals and logs statistics. */
+#include "bus.h"
+#include "config.h"
+#include "dispatcher.h"
+#include "log.h"
+#include "rules.h"
+#include "sink.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EVENTSD_VERSION "0.1.0"
+#define MAX_POLL_ITEMS  1024
+#define READ_BURST      2000   /* events per bus read before servicing the workers again */
+
+typedef struct {
+    config_ref_t *ref;
+    rules_t      *rules;
+    bus_t        *bus;
+    dispatcher_t *dispatcher;
+    uint8_t      *targets;
+    int           sigfd;
+    bool          draining;
+    int64_t       drain_deadline_ms;
+    int64_t       next_stats_ms, last_stats_ms;
+    uint64_t      accepted, unmatched, accepted_at_last_stats;
+    bool          paused;
+} master_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: eventsd [-c FILE] [--pidfile FILE] [--log-level LEVEL]\n"
+            "       eventsd --check-config FILE\n"
+            "Stores the events of a SaltStack master's event bus in databases.\n"
+            "  -c, --config FILE     config file (default /etc/eventsd/eventsd.conf)\n"
+            "      --check-config F  validate F (syntax, keys, rules, templates), print\n"
+            "                        FILE:LINE: message for each problem, exit 1 on error\n"
+            "      --pidfile FILE    write the master's pid to FILE\n"
+            "      --log-level L     debug|info|warning|error (overrides log_level)\n"
+            "  -h, --help            this help\n"
+            "  -V, --version         print the version\n"
+            "Signals: TERM/INT drain and exit, HUP reloads the config.\n");
+}
+
+/* Everything --check-config checks, also run before start and on every reload. */
+static eventsd_config_t *load_checked(const char *path, char *err, size_t errlen)
+{
+    eventsd_config_t *cfg = config_load(path, err, errlen);
+    if (!cfg)
+        return NULL;
+    rules_t *rules = rules_new(cfg, err, errlen);
+    if (!rules) {
+        config_destroy(&cfg);
+        return NULL;
+    }
+    rules_destroy(&rules);
+    size_t used = 0;
+    err[0] = '\0';
+    for (int i = 0; i < cfg->n_workers; i++) {
+        const sink_ops_t *ops = sink_lookup(cfg->workers[i].sink);
+        char one[1024];
+        if (ops && ops->check(&cfg->workers[i], one, sizeof one) < 0 && used < errlen)
+            used += (size_t) snprintf(err + used, errlen - used, "%s%s", used ? "\n" : "", one);
+    }
+    if (used) {
+        config_destroy(&cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+static int check_config(const char *path)
+{
+    char err[8192];
+    eventsd_config_t *cfg = load_checked(path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    printf("%s: OK (%d workers, %d rules, bus %s)\n", path, cfg->n_workers, cfg->n_rules,
+           config_bus_type_name(cfg->bus.type));
+    config_destroy(&cfg);
+    return 0;
+}
+
+static int prepare_runtime_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        log_error("msg=\"cannot create runtime_dir\" path=%s error=\"%s\"", dir, strerror(errno));
+        return -1;
+    }
+    if (chmod(dir, 0700) < 0) {   /* private: only this user may talk to the workers */
+        log_error("msg=\"cannot chmod runtime_dir 0700\" path=%s error=\"%s\"", dir,
+                  strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int signals_open(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* ---- the event path ---- */
+
+static void on_bus_event(salt_event_t *ev, void *arg)
+{
+    master_t *m = arg;
+    if (rules_match(m->rules, ev->tag, ev->tag_len, ev->payload, ev->payload_len, m->targets)) {
+        m->accepted++;
+        dispatcher_accept(m->dispatcher, ev, m->targets);
+    } else {
+        m->unmatched++;
+    }
+}
+
+/* ---- reload and shutdown ---- */
+
+static void reload(master_t *m)
+{
+    char err[8192];
+    const char *path = m->ref->cfg->path;
+    log_info("msg=\"SIGHUP: reloading config\" path=%s", path);
+    eventsd_config_t *cfg = load_checked(path, err, sizeof err);
+    rules_t *rules = cfg ? rules_new(cfg, err, sizeof err) : NULL;
+    uint8_t *targets = cfg ? calloc((size_t) cfg->n_workers + 1, 1) : NULL;
+    if (!cfg || !rules || !targets) {
+        log_error("msg=\"reload failed, keeping the running config\" error=\"%s\"", err);
+        rules_destroy(&rules);
+        config_destroy(&cfg);
+        free(targets);
+        return;
+    }
+    config_ref_t *ref = config_ref_new(cfg);
+    if (dispatcher_apply(m->dispatcher, ref, err, sizeof err) < 0) {
+        log_error("msg=\"reload failed, keeping the running config\" error=\"%s\"", err);
+        rules_destroy(&rules);
+        config_ref_put(&ref);
+        free(targets);
+        return;
+    }
+    rules_destroy(&m->rules);
+    free(m->targets);
+    config_ref_put(&m->ref);
+    m->rules = rules;
+    m->targets = targets;
+    m->ref = ref;
+    log_info("msg=\"config reloaded\" workers=%d rules=%d", cfg->n_workers, cfg->n_rules);
+}
+
+static void begin_drain(master_t *m, const char *why)
+{
+    if (m->draining)
+        return;
+    log_info("msg=\"%s: stopped reading the bus, draining\" pending=%llu timeout_ms=%d", why,
+             (unsigned long long) dispatcher_pending(m->dispatcher),
+             m->ref->cfg->shutdown_timeout_ms);
+    m->draining = true;
+    m->drain_deadline_ms = clock_ms() + m->ref->cfg->shutdown_timeout_ms;
+    bus_destroy(&m->bus);
+    dispatcher_begin_drain(m->dispatcher);
+}
+
+static void reap_children(master_t *m)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        dispatcher_child_exited(m->dispatcher, pid, status);
+}
+
+static void handle_signals(master_t *m)
+{
+    struct signalfd_siginfo si;
+    while (read(m->sigfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGTERM)
+            begin_drain(m, "SIGTERM");
+        else if (si.ssi_signo == SIGINT)
+            begin_drain(m, "SIGINT");
+        else if (si.ssi_signo == SIGHUP && !m->draining)
+            reload(m);
+        else if (si.ssi_signo == SIGCHLD)
+            reap_children(m);
+    }
+}
+
+/* ---- statistics ---- */
+
+static void log_stats(master_t *m, int64_t now)
+{
+    static const bus_stats_t none;
+    const bus_stats_t *bs = m->bus ? bus_stats(m->bus) : &none;
+    double interval = (double) (now - m->last_stats_ms) / 1000.0;
+    char line[4096];
+    snprintf(line, sizeof line,
+             "msg=stats received=%llu accepted=%llu unmatched=%llu malformed=%llu "
+             "oversize=%llu rate=%.0f bus=%s",
+             (unsigned long long) bs->received, (unsigned long long) m->accepted,
+             (unsigned long long) m->unmatched, (unsigned long long) bs->malformed,
+             (unsigned long long) bs->oversize,
+             interval > 0 ? (double) (m->accepted - m->accepted_at_last_stats) / interval : 0,
+             m->bus && bus_connected(m->bus) ? "up" : "down");
+    dispatcher_format_stats(m->dispatcher, line, sizeof line, interval);
+    log_info("%s", line);
+    m->accepted_at_last_stats = m->accepted;
+    m->last_stats_ms = now;
+}
+
+static void maybe_stats(master_t *m, int64_t now)
+{
+    int interval = m->ref->cfg->stats_interval_s;
+    if (interval <= 0 || now < m->next_stats_ms)
+        return;
+    log_stats(m, now);
+    m->next_stats_ms = now + (int64_t) interval * 1000;
+}
+
+/* ---- the loop ---- */
+
+static int min_timeout(int a, int b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+static void run_once(master_t *m)
+{
+    int64_t now = clock_ms();
+    if (m->bus)
+        bus_tick(m->bus, now);
+    dispatcher_tick(m->dispatcher, now);
+
+    zmq_pollitem_t items[MAX_POLL_ITEMS];
+    int n = 0;
+    items[n++] = (zmq_pollitem_t){ .fd = m->sigfd, .events = ZMQ_POLLIN };
+    bool backlogged = dispatcher_backlogged(m->dispatcher);
+    if (backlogged != m->paused) {
+        m->paused = backlogged;
+        log_warning("msg=\"%s\" pending=%llu", backlogged ? "backlog full, pausing the bus"
+                                                          : "backlog drained, reading the bus again",
+                    (unsigned long long) dispatcher_pending(m->dispatcher));
+    }
+    int bus_item = -1;
+    if (m->bus && !backlogged && bus_pollitem(m->bus, &items[n]))
+        bus_item = n++;
+    int first_worker = n;
+    n += dispatcher_pollitems(m->dispatcher, &items[n], MAX_POLL_ITEMS - n);
+
+    int timeout = 1000;
+    if (m->bus)
+        timeout = min_timeout(timeout, bus_timeout_ms(m->bus, now));
+    timeout = min_timeout(timeout, dispatcher_timeout_ms(m->dispatcher, now));
+    if (m->ref->cfg->stats_interval_s > 0)
+        timeout = min_timeout(timeout, (int) (m->next_stats_ms > now ? m->next_stats_ms - now : 0));
+    if (m->bus && !backlogged && bus_has_buffered(m->bus))
+        timeout = 0;
+
+    if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
+        log_error("msg=\"poll failed\" error=\"%s\"", strerror(errno));
+        return;
+    }
+    if (items[0].revents)
+        handle_signals(m);
+    if (m->bus && bus_item >= 0 && (items[bus_item].revents || bus_has_buffered(m->bus)))
+        bus_read(m->bus, on_bus_event, m, READ_BURST);
+    dispatcher_handle(m->dispatcher, &items[first_worker], n - first_worker);
+    maybe_stats(m, clock_ms());
+}
+
+static int run(master_t *m)
+{
+    for (;;) {
+        run_once(m);
+        if (!m->draining)
+            continue;
+        dispatcher_tick(m->dispatcher, clock_ms());
+        if (dispatcher_idle(m->dispatcher)) {
+            log_stats(m, clock_ms());
+            log_info("msg=\"drained, every accepted event is committed; exiting\"");
+            return 0;
+        }
+        if (clock_ms() >= m->drain_deadline_ms) {
+            uint64_t pending = dispatcher_pending(m->dispatcher);
+            log_error("msg=\"shutdown timeout reached, killing workers\" uncommitted=%llu",
+                      (unsigned long long) pending);
+            dispatcher_kill_all(m->dispatcher);
+            log_stats(m, clock_ms());
+            return pending ? 1 : 0;
+        }
+    }
+}
+
+static int write_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        log_error("msg=\"cannot write pidfile\" path=%s error=\"%s\"", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "%d\n", (int) getpid());
+    fclose(f);
+    return 0;
+}
+
+static int start(const char *path, const char *pidfile, const char *level_override)
+{
+    char err[8192];
+    eventsd_config_t *cfg = load_checked(path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    log_level_t level = LOG_LVL_INFO;
+    log_level_parse(level_override ? level_override : cfg->log_level, &level);
+    log_set_level(level);
+    log_set_ident("master");
+    master_t m = { .sigfd = -1 };
+    m.ref = config_ref_new(cfg);
+    m.rules = rules_new(cfg, err, sizeof err);
+    m.targets = calloc((size_t) cfg->n_workers + 1, 1);
+    int rc = 1;
+    if (!m.rules || !m.targets || prepare_runtime_dir(cfg->runtime_dir) < 0 ||
+        (pidfile && write_pidfile(pidfile) < 0))
+        goto out;
+    m.sigfd = signals_open();
+    m.dispatcher = dispatcher_new(cfg->runtime_dir);
+    if (!m.dispatcher || dispatcher_apply(m.dispatcher, m.ref, err, sizeof err) < 0) {
+        log_error("msg=\"cannot start workers\" error=\"%s\"", err);
+        goto out;
+    }
+    m.bus = bus_new(&cfg->bus);
+    m.last_stats_ms = clock_ms();
+    m.next_stats_ms = m.last_stats_ms + (int64_t) cfg->stats_interval_s * 1000;
+    log_info("msg=\"eventsd started\" version=%s config=%s bus=%s workers=%d rules=%d",
+             EVENTSD_VERSION, path, config_bus_type_name(cfg->bus.type), cfg->n_workers,
+             cfg->n_rules);
+    rc = run(&m);
+out:
+    if (m.dispatcher && !dispatcher_idle(m.dispatcher))
+        dispatcher_kill_all(m.dispatcher);
+    dispatcher_destroy(&m.dispatcher);
+    bus_destroy(&m.bus);
+    rules_destroy(&m.rules);
+    free(m.targets);
+    config_ref_put(&m.ref);
+    if (pidfile)
+        unlink(pidfile);
+    if (m.sigfd >= 0)
+        close(m.sigfd);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "check-config", required_argument, NULL, 'k' },
+        { "pidfile", required_argument, NULL, 'p' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = "/etc/eventsd/eventsd.conf", *pidfile = NULL, *level = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 'k': return check_config(optarg);
+        case 'p': pidfile = optarg; break;
+        case 'l': level = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("eventsd %s\n", EVENTSD_VERSION); return 0;
+        default: usage(stderr); return 64;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 64;
+    }
+    return start(path, pidfile, level);
+}
