@@ -10,6 +10,29 @@
  * Stream framing: concatenated msgpack maps {"head": {...}, "body": <bin|str|raw>} with no
  * length prefix, keys in any order; body = tag bytes, "\n\n", msgpack(data); split at the
  * FIRST "\n\n".
+ *
+ * How the stream decoder bounds memory and resynchronises (implementation notes):
+ *   - Before msgpack-c parses anything, the token headers of the frame are scanned
+ *     (payload_token; a counter of objects still to read, no allocation). A frame is handed
+ *     to msgpack_unpacker_next only when it is completely buffered, so its length is known.
+ *   - As soon as the scan shows the frame is longer than max_event_bytes (usually at the body's
+ *     bin header, before the body arrives), next() returns OVERSIZE once and the decoder goes on
+ *     following the frame's headers while discarding its bytes; the following frame decodes
+ *     normally. The buffer therefore never holds more than max_event_bytes plus what one
+ *     feed() added (feed then drain with next() until NEED_MORE).
+ *   - A frame that does not start with a small map (<= 16 keys), the byte 0xc1, or a container
+ *     declaring more items than max_event_bytes means the stream is not at a frame boundary:
+ *     FATAL, and every later next() returns FATAL (and feed() discards) until
+ *     salt_stream_decoder_reset().
+ *   - A complete frame whose contents are wrong (head not a map, no body, body not bin/str,
+ *     no "\n\n", tag with NUL, payload not a valid map within max_depth, or nesting over
+ *     msgpack-c's own limit of 32) is MALFORMED and skipped; decoding continues after it.
+ *   - max_event_bytes 0 means SALT_FRAME_DEFAULT_MAX_EVENT_BYTES (also for salt_zmq_decode).
+ * ZeroMQ-era decoding: a "\n\n" within the first 20 bytes selects the "tag\n\n" form;
+ * otherwise byte 20 >= 0x80 selects the 20-byte '|'-padded form (trailing '|' stripped from
+ * the tag), falling back to the first "\n\n" if that payload does not validate.
+ * Encoders refuse (-1) tags containing "\n\n", payloads that are not one valid msgpack map,
+ * and, for SALT_ZMQ_2014, tags of <= 20 bytes ending in '|' (the padding would eat them).
  */
 #ifndef EVENTSD_SALT_FRAME_H
 #define EVENTSD_SALT_FRAME_H
@@ -40,6 +63,8 @@ typedef enum {
 } salt_frame_result_t;
 
 typedef struct salt_stream_decoder salt_stream_decoder_t;
+
+#define SALT_FRAME_DEFAULT_MAX_EVENT_BYTES ((size_t) 16 << 20)   /* used when 0 is passed */
 
 /* max_event_bytes bounds one frame; max_depth bounds payload nesting. */
 salt_stream_decoder_t *salt_stream_decoder_new(size_t max_event_bytes, int max_depth);

@@ -462,3 +462,33 @@ Test(payload_new, keeps_own_copy)
     payload_destroy(&p);
     payload_destroy(&p);   /* second call is a no-op */
 }
+
+/* ---------------------------------------------------------------- payload_json_string */
+
+typedef struct {
+    const char *in;
+    size_t      len;
+    const char *json;
+} json_string_case_t;
+
+static const json_string_case_t json_string_cases[] = {
+    { "worker \"db\"/0\n", 14, "\"worker \\\"db\\\"/0\\n\"" },
+    { "", 0, "\"\"" },
+    { "nul\0x", 5, "\"nul\\u0000x\"" },
+    { "j\xc3\xbcrgen", 7, "\"j\xc3\xbcrgen\"" },
+    { "Gr\xfc\xdf" "e", 5, "\"Gr\xef\xbf\xbd\xef\xbf\xbd" "e\"" },   /* not UTF-8 */
+};
+
+Test(payload_json, json_string_literal)
+{
+    for (size_t i = 0; i < sizeof json_string_cases / sizeof json_string_cases[0]; i++) {
+        msgpack_sbuffer out;
+        msgpack_sbuffer_init(&out);
+        cr_assert_eq(payload_json_string(&out, json_string_cases[i].in, json_string_cases[i].len),
+                     0);
+        char *got = strndup(out.data, out.size);
+        cr_expect_str_eq(got, json_string_cases[i].json, "case %zu", i);
+        free(got);
+        msgpack_sbuffer_destroy(&out);
+    }
+}
