@@ -4,13 +4,18 @@
  *   - unknown keys at every level are errors (FILE:LINE: unknown key 'x' in 'bus');
  *   - types and ranges (FILE:LINE: 'batch.size' must be an integer between 1 and 100000);
  *   - references: every rule's worker exists, worker names unique, sink names known
- *     ("sqlite", "file"), required per-sink keys present, template files readable.
+ *     ("sqlite", "file"), required per-sink keys present, template files readable;
+ *     keys of the other sink are errors too (e.g. 'path' in a sqlite worker).
  * Regex compilation (rules) and template compilation (template) are checked by their own
  * modules, which report with the file and line that config records here.
  * Relative paths (template, database, path, dead_letter, sql_dir) are resolved here:
  * sql_dir against the config file's directory; template against sql_dir; database, path,
- * dead_letter and runtime_dir against the config file's directory.
- * Owns: the returned struct and every string in it (config_destroy frees all).
+ * dead_letter, runtime_dir and bus.path against the config file's directory. The result is
+ * absolute and canonical as far as the path exists (no "etc/../"); absolute paths are kept as
+ * written; sqlite database names ":memory:" and "file:..." URIs are not paths and kept as is.
+ * Problems are sorted by file and line. A file that cannot be read reports line 0.
+ * Owns: the returned struct and every string in it (eventsd_config_destroy frees all; the name
+ * avoids libconfig's own config_destroy symbol).
  */
 #ifndef EVENTSD_CONFIG_H
 #define EVENTSD_CONFIG_H
@@ -26,30 +31,34 @@ typedef struct {
                                  default /var/run/salt/master/master_event_pub.ipc */
     char  *endpoint;          /* bus.endpoint: zmq endpoint, default "ipc://" + path */
     char  *host;              /* bus.host: salt-tcp, default "127.0.0.1" */
-    int    port;              /* bus.port: salt-tcp, default 4512 */
+    int    port;              /* bus.port: salt-tcp, default 4512, range 1 .. 65535 */
     size_t max_event_bytes;   /* bus.max_event_bytes, default 16 MiB, range 1 KiB .. 1 GiB */
-    int    max_depth;         /* bus.max_depth, default 64, range 2 .. 1000 */
-    int    reconnect_min_ms;  /* bus.reconnect_min_ms, default 100 */
+    int    max_depth;         /* bus.max_depth, default 32, range 2 .. 32 (msgpack-c's limit) */
+    int    reconnect_min_ms;  /* bus.reconnect_min_ms, default 100, range 1 .. 3600000 */
     int    reconnect_max_ms;  /* bus.reconnect_max_ms, default 5000 (>= reconnect_min_ms) */
-    int    line;
+    int    line;              /* line of the bus group, 0 when absent */
 } bus_config_t;
 
 typedef struct {
-    char *name;               /* workers[i].name: unique, [A-Za-z0-9_-]+ */
+    char *name;               /* workers[i].name: unique, [A-Za-z0-9_-]{1,64} */
     char *sink;               /* workers[i].sink: "sqlite" | "file" */
     int   processes;          /* workers[i].processes, default 1, range 1..64 */
     int   batch_size;         /* workers[i].batch.size, default 500, range 1..100000 */
     int   batch_interval_ms;  /* workers[i].batch.interval_ms, default 1000, range 1..3600000 */
     int   max_inflight;       /* workers[i].max_inflight: events sent to one process and not yet
-                                 acked; default 4 * batch_size, >= batch_size */
+                                 acked; default 4 * batch_size, >= batch_size, <= 10000000 */
     char *template_path;      /* workers[i].template (sqlite: required; resolved, absolute) */
     int   template_line;      /* line of the template key, for template compile errors */
     char *database;           /* workers[i].database (sqlite: required; resolved) */
     char *path;               /* workers[i].path (file: required; resolved) */
     char *dead_letter;        /* workers[i].dead_letter: optional JSON-lines file (resolved) */
-    int   busy_timeout_ms;    /* workers[i].busy_timeout_ms (sqlite), default 10000 */
-    char *fingerprint;        /* every setting above in one string: equal fingerprints mean a
-                                 SIGHUP reload can keep the running processes */
+    int   busy_timeout_ms;    /* workers[i].busy_timeout_ms (sqlite), default 10000,
+                                 range 0 .. 3600000 */
+    char *fingerprint;        /* every setting above in one string, plus master_id (sinks are
+                                 opened with it) and the template file's identity (device,
+                                 inode, size, mtime: editing the SQL restarts the worker):
+                                 equal fingerprints mean a SIGHUP reload can keep the running
+                                 processes */
     int   line;
 } worker_config_t;
 
@@ -60,7 +69,7 @@ typedef struct {
     int    n_workers;
     bool   priority;          /* rules[i].priority, default false */
     int    line;              /* line of the rule */
-    int    tag_line, fun_line;
+    int    tag_line, fun_line;/* lines of tag and fun; fun_line 0 when fun is absent */
 } rule_config_t;
 
 typedef struct {
@@ -68,9 +77,10 @@ typedef struct {
     char *master_id;          /* master_id, default "<hostname>_master" */
     char *runtime_dir;        /* runtime_dir, default "/run/eventsd" */
     char *sql_dir;            /* sql_dir, default the config file's directory */
-    char *log_level;          /* log_level: "debug" | "info" (default) | "warning" | "error" */
-    int   stats_interval_s;   /* stats.interval, seconds, default 60, 0 = off */
-    int   shutdown_timeout_ms;/* shutdown.timeout_ms, default 30000 */
+    char *log_level;          /* log_level: "debug" | "info" (default) | "warning" | "error",
+                                 any case in the file, lower case here */
+    int   stats_interval_s;   /* stats.interval, seconds, default 60, 0 = off, max 86400 */
+    int   shutdown_timeout_ms;/* shutdown.timeout_ms, default 30000, range 0 .. 3600000 */
     bus_config_t bus;
     worker_config_t *workers;
     int   n_workers;
@@ -79,9 +89,10 @@ typedef struct {
 } eventsd_config_t;
 
 /* Loads and checks path. On error returns NULL and writes every problem found, one per
- * line, as "FILE:LINE: message" into err (truncated to errlen). */
+ * line, as "FILE:LINE: message" into err (lines separated by '\n', no trailing newline,
+ * truncated to errlen; err may be NULL). On success err is "". */
 eventsd_config_t *config_load(const char *path, char *err, size_t errlen);
-void config_destroy(eventsd_config_t **self_p);
+void eventsd_config_destroy(eventsd_config_t **self_p);
 
 /* Index of the worker with that name, or -1. */
 int config_worker_index(const eventsd_config_t *self, const char *name);

@@ -1,0 +1,980 @@
+/* config: the one config loader (see config.h).
+ *
+ * The loader walks the libconfig tree once and collects every problem instead of stopping at
+ * the first, so an operator fixes a file in one pass; problems are sorted by file and line
+ * before they are written to the caller's buffer.
+
+ */
+#include <libconfig.h>
+
+#include "config.h"
+#include "log.h"
+#include "payload.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_BUS_PATH   "/var/run/salt/master/master_event_pub.ipc"
+#define DEFAULT_RUNTIME    "/run/eventsd"
+#define WORKER_NAME_MAX    64          /* fits log idents and runtime file names */
+#define MS_MAX             3600000LL   /* one hour: any larger timeout is a typo */
+
+/* ---- problems ---- */
+
+typedef struct {
+    const char *file;   /* libconfig's copy of the file name: valid until the tree is freed */
+    int         line;
+    int         seq;    /* keeps the sort stable */
+    char       *msg;
+} problem_t;
+
+typedef struct {
+    eventsd_config_t *cfg;
+    char      *conf_dir;   /* absolute directory of the config file */
+    problem_t *probs;
+    int        n_probs, cap_probs;
+    bool       oom;
+} loader_t;
+
+/* Where keys live, for messages: "'<prefix><key>'<owner> must be ..." and
+ * "unknown key 'k' <where>". */
+typedef struct {
+    const char *prefix;   /* "bus.", "batch." or "" */
+    const char *owner;    /* " in worker 'returns'", " in rule #2" or "" */
+    const char *where;    /* "at top level", "in 'bus'", "in worker 'returns'", ... */
+} scope_t;
+
+static void problem_add(loader_t *ld, const char *file, int line, char *msg)
+{
+    if (!msg) {
+        ld->oom = true;
+        return;
+    }
+    if (ld->n_probs == ld->cap_probs) {
+        int cap = ld->cap_probs ? 2 * ld->cap_probs : 16;
+        problem_t *p = realloc(ld->probs, (size_t) cap * sizeof *p);
+        if (!p) {
+            free(msg);
+            ld->oom = true;
+            return;
+        }
+        ld->probs = p;
+        ld->cap_probs = cap;
+    }
+    ld->probs[ld->n_probs] = (problem_t){ file, line, ld->n_probs, msg };
+    ld->n_probs++;
+}
+
+static char *vfmt(const char *fmt, va_list ap)
+{
+    char *s;
+    return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
+
+/* Reports at setting s (its file and line); s may be the root (line 0 is shown as 1). */
+__attribute__((format(printf, 3, 4)))
+static void problem(loader_t *ld, const config_setting_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vfmt(fmt, ap);
+    va_end(ap);
+    const char *file = s ? config_setting_source_file(s) : NULL;
+    int line = s ? config_setting_source_line(s) : 0;
+    problem_add(ld, file ? file : ld->cfg->path, line > 0 ? line : 1, msg);
+}
+
+static int problem_cmp(const void *a, const void *b)
+{
+    const problem_t *x = a, *y = b;
+    int c = strcmp(x->file, y->file);
+    if (c)
+        return c;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Writes "FILE:LINE: msg" lines separated by '\n' (no trailing newline), truncated. */
+static void problems_write(loader_t *ld, char *err, size_t errlen)
+{
+    if (!err || errlen == 0)
+        return;
+    qsort(ld->probs, (size_t) ld->n_probs, sizeof *ld->probs, problem_cmp);
+    size_t used = 0;
+    err[0] = '\0';
+    for (int i = 0; i < ld->n_probs && used < errlen; i++) {
+        const problem_t *p = &ld->probs[i];
+        int n = snprintf(err + used, errlen - used, "%s%s:%d: %s", used ? "\n" : "",
+                         p->file, p->line, p->msg);
+        used += n > 0 ? (size_t) n : 0;
+    }
+    if (ld->oom && used < errlen)
+        snprintf(err + used, errlen - used, "%s%s: out of memory", used ? "\n" : "",
+                 ld->cfg->path);
+}
+
+static void problems_free(loader_t *ld)
+{
+    for (int i = 0; i < ld->n_probs; i++)
+        free(ld->probs[i].msg);
+    free(ld->probs);
+    ld->probs = NULL;
+    ld->n_probs = ld->cap_probs = 0;
+}
+
+static bool failed(const loader_t *ld)
+{
+    return ld->n_probs > 0 || ld->oom;
+}
+
+/* ---- small helpers ---- */
+
+static char *xstrdup(loader_t *ld, const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        ld->oom = true;
+    return d;
+}
+
+__attribute__((format(printf, 2, 3)))
+static char *fmt(loader_t *ld, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *s = vfmt(f, ap);
+    va_end(ap);
+    if (!s)
+        ld->oom = true;
+    return s;
+}
+
+/* True when rest (a path tail) has no "." or ".." component, so appending it to a
+ * canonical directory means exactly what the kernel would make of it. */
+static bool plain_tail(const char *rest)
+{
+    for (const char *p = rest; *p; ) {
+        p += strspn(p, "/");
+        size_t n = strcspn(p, "/");
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+/* Canonicalises the longest existing prefix of joined (which is absolute) and appends the
+ * rest, so a path is spelt the same before and after its directories get created (the
+ * fingerprint compares spellings). NULL when that cannot be done exactly. */
+static char *canonical_prefix(loader_t *ld, char *joined)
+{
+    for (char *slash = strrchr(joined, '/'); slash && slash != joined;) {
+        *slash = '\0';
+        char *real = realpath(joined, NULL);
+        *slash = '/';
+        if (real) {
+            char *out = plain_tail(slash) ? fmt(ld, "%s%s", strcmp(real, "/") ? real : "", slash)
+                                          : NULL;
+            free(real);
+            return out;
+        }
+        char *prev = slash;
+        while (prev > joined && *--prev != '/')
+            ;
+        slash = prev;
+    }
+    return NULL;
+}
+
+/* Absolute paths are kept as written (an operator's /var/run is deliberate). Relative ones
+ * become base + "/" + rel, canonicalised as far as they exist, so that logs show /var/lib/x
+ * rather than /etc/eventsd/../../var/lib/x and a later chdir cannot change what the path
+ * means (base is always absolute). */
+static char *resolve_path(loader_t *ld, const char *base, const char *rel)
+{
+    if (rel[0] == '/')
+        return xstrdup(ld, rel);
+    char *joined = fmt(ld, "%s/%s", base, rel);
+    if (!joined)
+        return NULL;
+    char *real = realpath(joined, NULL);
+    if (!real)
+        real = canonical_prefix(ld, joined);
+    if (!real)
+        return joined;
+    free(joined);
+    return real;
+}
+
+/* ---- typed lookups: 1 = *out set, 0 = key absent, -1 = present but wrong (reported) ---- */
+
+static config_setting_t *member(const config_setting_t *g, const char *key)
+{
+    return g ? config_setting_get_member(g, key) : NULL;
+}
+
+static int setting_line(const config_setting_t *g, const char *key)
+{
+    config_setting_t *s = member(g, key);
+    return s ? config_setting_source_line(s) : 0;
+}
+
+static int get_string(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+                      const char *key, const char **out)
+{
+    config_setting_t *s = member(g, key);
+    if (!s)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        problem(ld, s, "'%s%s'%s must be a string", sc->prefix, key, sc->owner);
+        return -1;
+    }
+    const char *v = config_setting_get_string(s);
+    if (!v[0]) {
+        problem(ld, s, "'%s%s'%s must not be empty", sc->prefix, key, sc->owner);
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Accepts libconfig int and int64 (1.5 silently wraps plain ints above 2^31: write 5000000000L). */
+static int get_int(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+                   const char *key, long long lo, long long hi, long long *out)
+{
+    config_setting_t *s = member(g, key);
+    if (!s)
+        return 0;
+    int t = config_setting_type(s);
+    long long v = config_setting_get_int64(s);
+    if ((t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) || v < lo || v > hi) {
+        problem(ld, s, "'%s%s'%s must be an integer between %lld and %lld",
+                sc->prefix, key, sc->owner, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+/* get_int into an int field, leaving the default when absent or wrong. */
+static void get_int_field(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+                          const char *key, long long lo, long long hi, int *field)
+{
+    long long v;
+    if (get_int(ld, sc, g, key, lo, hi, &v) == 1)
+        *field = (int) v;
+}
+
+static int get_bool(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+                    const char *key, bool *out)
+{
+    config_setting_t *s = member(g, key);
+    if (!s)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+        problem(ld, s, "'%s%s'%s must be a boolean (true or false)", sc->prefix, key,
+                sc->owner);
+        return -1;
+    }
+    *out = config_setting_get_bool(s);
+    return 1;
+}
+
+/* The group at key, NULL when absent or not a group (reported). */
+static config_setting_t *get_group(loader_t *ld, const scope_t *sc,
+                                   const config_setting_t *g, const char *key)
+{
+    config_setting_t *s = member(g, key);
+    if (s && !config_setting_is_group(s)) {
+        problem(ld, s, "'%s%s'%s must be a group { ... }", sc->prefix, key, sc->owner);
+        return NULL;
+    }
+    return s;
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+    for (; *list; list++)
+        if (strcmp(*list, s) == 0)
+            return true;
+    return false;
+}
+
+/* Unknown keys are errors: a misspelt key silently falling back to a default is worse. */
+static void check_keys(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+                       const char *const *allowed)
+{
+    int n = config_setting_length(g);
+    for (int i = 0; i < n; i++) {
+        config_setting_t *s = config_setting_get_elem(g, (unsigned) i);
+        if (!in_list(allowed, config_setting_name(s)))
+            problem(ld, s, "unknown key '%s' %s", config_setting_name(s), sc->where);
+    }
+}
+
+/* ---- top level, bus, stats, shutdown ---- */
+
+static const char *const top_keys[] = {
+    "master_id", "runtime_dir", "sql_dir", "log_level", "bus", "stats", "shutdown",
+    "workers", "rules", NULL
+};
+static const char *const bus_keys[] = {
+    "type", "path", "endpoint", "host", "port", "max_event_bytes", "max_depth",
+    "reconnect_min_ms", "reconnect_max_ms", NULL
+};
+static const char *const stats_keys[] = { "interval", NULL };
+static const char *const shutdown_keys[] = { "timeout_ms", NULL };
+static const char *const bus_type_names[] = { "auto", "zmq", "salt-ipc", "salt-tcp" };
+
+static const scope_t top_scope = { "", "", "at top level" };
+
+static char *default_master_id(loader_t *ld)
+{
+    char host[HOST_NAME_MAX + 1] = "";
+    if (gethostname(host, sizeof host) != 0 || !host[0])
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    return fmt(ld, "%s_master", host);
+}
+
+/* A directory or file path key resolved against base, or def (taken as is) when absent. */
+static char *path_key(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+                      const char *key, const char *base, const char *def)
+{
+    const char *v;
+    if (get_string(ld, sc, g, key, &v) == 1)
+        return resolve_path(ld, base, v);
+    return def ? xstrdup(ld, def) : NULL;
+}
+
+static void load_log_level(loader_t *ld, const config_setting_t *root)
+{
+    const char *v = "info";
+    log_level_t lvl;
+    if (get_string(ld, &top_scope, root, "log_level", &v) == 1 && log_level_parse(v, &lvl)) {
+        problem(ld, member(root, "log_level"),
+                "'log_level' must be one of debug, info, warning, error (got '%s')", v);
+        v = "info";
+    }
+    ld->cfg->log_level = xstrdup(ld, v);
+    for (char *p = ld->cfg->log_level; p && *p; p++)   /* canonical: callers may strcmp */
+        *p = (char) tolower((unsigned char) *p);
+}
+
+static void load_top_scalars(loader_t *ld, const config_setting_t *root)
+{
+    eventsd_config_t *c = ld->cfg;
+    const char *v;
+    c->master_id = get_string(ld, &top_scope, root, "master_id", &v) == 1
+                       ? xstrdup(ld, v) : default_master_id(ld);
+    c->runtime_dir = path_key(ld, &top_scope, root, "runtime_dir", ld->conf_dir,
+                              DEFAULT_RUNTIME);
+    c->sql_dir = path_key(ld, &top_scope, root, "sql_dir", ld->conf_dir, ld->conf_dir);
+    load_log_level(ld, root);
+}
+
+static void load_stats_shutdown(loader_t *ld, const config_setting_t *root)
+{
+    static const scope_t st = { "stats.", "", "in 'stats'" };
+    static const scope_t sd = { "shutdown.", "", "in 'shutdown'" };
+    config_setting_t *g = get_group(ld, &top_scope, root, "stats");
+    if (g) {
+        check_keys(ld, &st, g, stats_keys);
+        get_int_field(ld, &st, g, "interval", 0, 86400, &ld->cfg->stats_interval_s);
+    }
+    g = get_group(ld, &top_scope, root, "shutdown");
+    if (g) {
+        check_keys(ld, &sd, g, shutdown_keys);
+        get_int_field(ld, &sd, g, "timeout_ms", 0, MS_MAX, &ld->cfg->shutdown_timeout_ms);
+    }
+}
+
+static void load_bus_type(loader_t *ld, const scope_t *sc, const config_setting_t *g)
+{
+    const char *v;
+    if (get_string(ld, sc, g, "type", &v) != 1)
+        return;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(v, bus_type_names[i]) == 0) {
+            ld->cfg->bus.type = (bus_type_t) i;
+            return;
+        }
+    problem(ld, member(g, "type"),
+            "unknown bus type '%s' in 'bus.type' (expected auto, zmq, salt-ipc or salt-tcp)", v);
+}
+
+static void load_bus_numbers(loader_t *ld, const scope_t *sc, const config_setting_t *g)
+{
+    bus_config_t *b = &ld->cfg->bus;
+    long long v;
+    get_int_field(ld, sc, g, "port", 1, 65535, &b->port);
+    if (get_int(ld, sc, g, "max_event_bytes", 1024, 1LL << 30, &v) == 1)
+        b->max_event_bytes = (size_t) v;
+    get_int_field(ld, sc, g, "max_depth", 2, PAYLOAD_MSGPACK_MAX_DEPTH, &b->max_depth);
+    int min_ok = get_int(ld, sc, g, "reconnect_min_ms", 1, MS_MAX, &v);
+    if (min_ok == 1)
+        b->reconnect_min_ms = (int) v;
+    int max_ok = get_int(ld, sc, g, "reconnect_max_ms", 1, MS_MAX, &v);
+    if (max_ok == 1)
+        b->reconnect_max_ms = (int) v;
+    if (min_ok >= 0 && max_ok >= 0 && b->reconnect_max_ms < b->reconnect_min_ms)
+        problem(ld, member(g, max_ok ? "reconnect_max_ms" : "reconnect_min_ms"),
+                "'bus.reconnect_max_ms' (%d) must be >= 'bus.reconnect_min_ms' (%d)",
+                b->reconnect_max_ms, b->reconnect_min_ms);
+}
+
+static void load_bus(loader_t *ld, const config_setting_t *root)
+{
+    static const scope_t sc = { "bus.", "", "in 'bus'" };
+    bus_config_t *b = &ld->cfg->bus;
+    config_setting_t *g = get_group(ld, &top_scope, root, "bus");
+    const char *v;
+    if (g) {
+        b->line = config_setting_source_line(g);
+        check_keys(ld, &sc, g, bus_keys);
+        load_bus_type(ld, &sc, g);
+        load_bus_numbers(ld, &sc, g);
+    }
+    /* bus.path is resolved like every other path so that etc/demo.conf works from any cwd. */
+    b->path = path_key(ld, &sc, g, "path", ld->conf_dir, DEFAULT_BUS_PATH);
+    b->host = get_string(ld, &sc, g, "host", &v) == 1 ? xstrdup(ld, v) : xstrdup(ld, "127.0.0.1");
+    if (get_string(ld, &sc, g, "endpoint", &v) == 1)
+        b->endpoint = xstrdup(ld, v);
+    else if (b->path)
+        b->endpoint = fmt(ld, "ipc://%s", b->path);
+}
+
+/* ---- workers ---- */
+
+static const char *const worker_keys[] = {
+    "name", "sink", "processes", "database", "template", "path", "dead_letter",
+    "busy_timeout_ms", "max_inflight", "batch", NULL
+};
+static const char *const batch_keys[] = { "size", "interval_ms", NULL };
+
+typedef struct {
+    const char        *name;
+    const char *const *required;
+    const char *const *foreign;   /* known keys that mean nothing to this sink */
+} sink_spec_t;
+
+static const char *const sqlite_required[] = { "template", "database", NULL };
+static const char *const sqlite_foreign[] = { "path", NULL };
+static const char *const file_required[] = { "path", NULL };
+static const char *const file_foreign[] = { "template", "database", "busy_timeout_ms", NULL };
+
+static const sink_spec_t sinks[] = {
+    { "sqlite", sqlite_required, sqlite_foreign },
+    { "file", file_required, file_foreign },
+};
+
+/* Message fragments for one worker; label is "worker 'name'" or "worker #N". */
+typedef struct {
+    char   label[WORKER_NAME_MAX + 16];
+    char   owner[WORKER_NAME_MAX + 24];
+    char   where[WORKER_NAME_MAX + 24];
+    char   batch_where[WORKER_NAME_MAX + 40];
+    scope_t sc, batch_sc;
+} worker_ctx_t;
+
+static bool valid_worker_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > WORKER_NAME_MAX)
+        return false;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+static void worker_name(loader_t *ld, const config_setting_t *g, int idx,
+                        worker_config_t *w, worker_ctx_t *wc)
+{
+    const char *v = NULL;
+    snprintf(wc->label, sizeof wc->label, "worker #%d", idx + 1);
+    snprintf(wc->owner, sizeof wc->owner, " in %s", wc->label);
+    scope_t anon = { "", wc->owner, "" };
+    int r = get_string(ld, &anon, g, "name", &v);
+    if (r == 0)
+        problem(ld, g, "missing key 'name' in worker #%d", idx + 1);
+    else if (r == 1 && !valid_worker_name(v))
+        problem(ld, member(g, "name"), "invalid worker name '%s' (use 1 to %d of A-Z a-z 0-9 _ -)",
+                v, WORKER_NAME_MAX);
+    else if (r == 1) {
+        w->name = xstrdup(ld, v);
+        snprintf(wc->label, sizeof wc->label, "worker '%s'", v);
+    }
+    snprintf(wc->owner, sizeof wc->owner, " in %s", wc->label);
+    snprintf(wc->where, sizeof wc->where, "in %s", wc->label);
+    snprintf(wc->batch_where, sizeof wc->batch_where, "in 'batch' of %s", wc->label);
+    wc->sc = (scope_t){ "", wc->owner, wc->where };
+    wc->batch_sc = (scope_t){ "batch.", wc->owner, wc->batch_where };
+}
+
+static const sink_spec_t *worker_sink(loader_t *ld, const config_setting_t *g,
+                                      const worker_ctx_t *wc, worker_config_t *w)
+{
+    const char *v;
+    int r = get_string(ld, &wc->sc, g, "sink", &v);
+    if (r == 0)
+        problem(ld, g, "missing key 'sink' in %s (expected sqlite or file)", wc->label);
+    if (r != 1)
+        return NULL;
+    for (size_t i = 0; i < sizeof sinks / sizeof *sinks; i++)
+        if (strcmp(v, sinks[i].name) == 0) {
+            w->sink = xstrdup(ld, v);
+            return &sinks[i];
+        }
+    problem(ld, member(g, "sink"), "unknown sink '%s' in %s (expected sqlite or file)", v,
+            wc->label);
+    return NULL;
+}
+
+static void worker_sink_keys(loader_t *ld, const config_setting_t *g, const worker_ctx_t *wc,
+                             const sink_spec_t *spec)
+{
+    for (const char *const *k = spec->required; *k; k++)
+        if (!member(g, *k))
+            problem(ld, g, "missing key '%s' in %s (required by sink '%s')", *k, wc->label,
+                    spec->name);
+    for (const char *const *k = spec->foreign; *k; k++)
+        if (member(g, *k))
+            problem(ld, member(g, *k), "key '%s' in %s does not apply to sink '%s'", *k,
+                    wc->label, spec->name);
+}
+
+static void worker_numbers(loader_t *ld, const config_setting_t *g, const worker_ctx_t *wc,
+                           worker_config_t *w)
+{
+    get_int_field(ld, &wc->sc, g, "processes", 1, 64, &w->processes);
+    get_int_field(ld, &wc->sc, g, "busy_timeout_ms", 0, MS_MAX, &w->busy_timeout_ms);
+    config_setting_t *b = get_group(ld, &wc->sc, g, "batch");
+    if (b) {
+        check_keys(ld, &wc->batch_sc, b, batch_keys);
+        get_int_field(ld, &wc->batch_sc, b, "size", 1, 100000, &w->batch_size);
+        get_int_field(ld, &wc->batch_sc, b, "interval_ms", 1, MS_MAX, &w->batch_interval_ms);
+    }
+    long long v;
+    w->max_inflight = 4 * w->batch_size;
+    if (get_int(ld, &wc->sc, g, "max_inflight", 1, 10000000, &v) != 1)
+        return;
+    w->max_inflight = (int) v;
+    if (w->max_inflight < w->batch_size)
+        problem(ld, member(g, "max_inflight"),
+                "'max_inflight'%s (%d) must be >= 'batch.size' (%d)", wc->owner,
+                w->max_inflight, w->batch_size);
+}
+
+/* Opens rather than access(): access() checks the real uid, open() the one that will read. */
+static void check_template(loader_t *ld, const config_setting_t *s, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        problem(ld, s, "cannot read template '%s': %s", path, strerror(errno));
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        problem(ld, s, "cannot read template '%s': not a regular file", path);
+    close(fd);
+}
+
+/* sqlite's ":memory:" and "file:" URIs are not paths and must reach sqlite untouched. */
+static bool sqlite_special(const char *db)
+{
+    return strcmp(db, ":memory:") == 0 || strncmp(db, "file:", 5) == 0;
+}
+
+static void worker_paths(loader_t *ld, const config_setting_t *g, const worker_ctx_t *wc,
+                         worker_config_t *w)
+{
+    const char *v;
+    const char *dir = ld->cfg->sql_dir ? ld->cfg->sql_dir : ld->conf_dir;
+    w->template_line = setting_line(g, "template");
+    w->template_path = path_key(ld, &wc->sc, g, "template", dir, NULL);
+    if (w->template_path && !(w->sink && strcmp(w->sink, "sqlite") != 0))
+        check_template(ld, member(g, "template"), w->template_path);
+    if (get_string(ld, &wc->sc, g, "database", &v) == 1)
+        w->database = sqlite_special(v) ? xstrdup(ld, v) : resolve_path(ld, ld->conf_dir, v);
+    w->path = path_key(ld, &wc->sc, g, "path", ld->conf_dir, NULL);
+    w->dead_letter = path_key(ld, &wc->sc, g, "dead_letter", ld->conf_dir, NULL);
+}
+
+static void load_worker(loader_t *ld, const config_setting_t *g, int idx, worker_config_t *w)
+{
+    worker_ctx_t wc;
+    *w = (worker_config_t){ .processes = 1, .batch_size = 500, .batch_interval_ms = 1000,
+                            .busy_timeout_ms = 10000,
+                            .line = config_setting_source_line(g) };
+    worker_name(ld, g, idx, w, &wc);
+    check_keys(ld, &wc.sc, g, worker_keys);
+    const sink_spec_t *spec = worker_sink(ld, g, &wc, w);
+    if (spec)
+        worker_sink_keys(ld, g, &wc, spec);
+    worker_numbers(ld, g, &wc, w);
+    worker_paths(ld, g, &wc, w);
+}
+
+static void check_duplicate_workers(loader_t *ld, const config_setting_t *list)
+{
+    eventsd_config_t *c = ld->cfg;
+    for (int i = 1; i < c->n_workers; i++)
+        for (int j = 0; j < i; j++)
+            if (c->workers[i].name && c->workers[j].name &&
+                strcmp(c->workers[i].name, c->workers[j].name) == 0) {
+                problem_add(ld, config_setting_source_file(list) ? config_setting_source_file(list)
+                                                                   : c->path,
+                            c->workers[i].line,
+                            fmt(ld, "duplicate worker name '%s' (first defined at line %d)",
+                                c->workers[i].name, c->workers[j].line));
+                break;
+            }
+}
+
+/* A list of groups; libconfig arrays cannot hold groups, but an empty [] is harmless. */
+static config_setting_t *get_group_list(loader_t *ld, const config_setting_t *root,
+                                        const char *key, const char *what)
+{
+    config_setting_t *s = member(root, key);
+    if (!s) {
+        problem(ld, root, "missing key '%s' at top level: no %s defined", key, what);
+        return NULL;
+    }
+    if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
+        problem(ld, s, "'%s' must be a list of groups ( { ... }, ... )", key);
+        return NULL;
+    }
+    if (config_setting_length(s) == 0) {
+        problem(ld, s, "'%s' is empty: no %s defined", key, what);
+        return NULL;
+    }
+    return s;
+}
+
+static void load_workers(loader_t *ld, const config_setting_t *root)
+{
+    config_setting_t *list = get_group_list(ld, root, "workers", "workers");
+    if (!list)
+        return;
+    int n = config_setting_length(list);
+    ld->cfg->workers = calloc((size_t) n, sizeof *ld->cfg->workers);
+    if (!ld->cfg->workers) {
+        ld->oom = true;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned) i);
+        if (!config_setting_is_group(g)) {
+            problem(ld, g, "worker #%d must be a group { name = ...; sink = ...; }", i + 1);
+            continue;
+        }
+        load_worker(ld, g, i, &ld->cfg->workers[ld->cfg->n_workers++]);
+    }
+    check_duplicate_workers(ld, list);
+}
+
+/* ---- rules ---- */
+
+static const char *const rule_keys[] = { "tag", "fun", "workers", "priority", NULL };
+
+static void rule_add_worker(loader_t *ld, const config_setting_t *s, int idx, rule_config_t *r)
+{
+    const char *name = config_setting_get_string(s);
+    if (config_worker_index(ld->cfg, name) < 0) {
+        problem(ld, s, "rule #%d names unknown worker '%s'", idx + 1, name);
+        return;
+    }
+    for (int i = 0; i < r->n_workers; i++)
+        if (strcmp(r->workers[i], name) == 0) {
+            problem(ld, s, "rule #%d names worker '%s' twice", idx + 1, name);
+            return;
+        }
+    if ((r->workers[r->n_workers] = xstrdup(ld, name)))
+        r->n_workers++;
+}
+
+/* workers = "a"; or [ "a", "b" ]; or ( "a", "b" ); */
+static void rule_workers(loader_t *ld, const config_setting_t *g, int idx, rule_config_t *r)
+{
+    config_setting_t *s = member(g, "workers");
+    if (!s) {
+        problem(ld, g, "missing key 'workers' in rule #%d", idx + 1);
+        return;
+    }
+    bool single = config_setting_type(s) == CONFIG_TYPE_STRING;
+    if (!single && !config_setting_is_array(s) && !config_setting_is_list(s)) {
+        problem(ld, s, "'workers' in rule #%d must be a string or an array of strings", idx + 1);
+        return;
+    }
+    int n = single ? 1 : config_setting_length(s);
+    if (n == 0) {
+        problem(ld, s, "'workers' in rule #%d must name at least one worker", idx + 1);
+        return;
+    }
+    if (!(r->workers = calloc((size_t) n, sizeof *r->workers))) {
+        ld->oom = true;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        config_setting_t *e = single ? s : config_setting_get_elem(s, (unsigned) i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING)
+            problem(ld, e, "'workers' in rule #%d must be a string or an array of strings",
+                    idx + 1);
+        else
+            rule_add_worker(ld, e, idx, r);
+    }
+}
+
+static void load_rule(loader_t *ld, const config_setting_t *g, int idx, rule_config_t *r)
+{
+    char owner[32], where[32];
+    snprintf(owner, sizeof owner, " in rule #%d", idx + 1);
+    snprintf(where, sizeof where, "in rule #%d", idx + 1);
+    scope_t sc = { "", owner, where };
+    const char *v;
+    r->line = config_setting_source_line(g);
+    check_keys(ld, &sc, g, rule_keys);
+    int t = get_string(ld, &sc, g, "tag", &v);
+    if (t == 0)
+        problem(ld, g, "missing key 'tag' in rule #%d", idx + 1);
+    if (t == 1)
+        r->tag = xstrdup(ld, v);
+    r->tag_line = setting_line(g, "tag");
+    if (get_string(ld, &sc, g, "fun", &v) == 1)
+        r->fun = xstrdup(ld, v);
+    r->fun_line = setting_line(g, "fun");
+    rule_workers(ld, g, idx, r);
+    get_bool(ld, &sc, g, "priority", &r->priority);
+}
+
+static void load_rules(loader_t *ld, const config_setting_t *root)
+{
+    config_setting_t *list = get_group_list(ld, root, "rules", "rules");
+    if (!list)
+        return;
+    int n = config_setting_length(list);
+    ld->cfg->rules = calloc((size_t) n, sizeof *ld->cfg->rules);
+    if (!ld->cfg->rules) {
+        ld->oom = true;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned) i);
+        if (!config_setting_is_group(g)) {
+            problem(ld, g, "rule #%d must be a group { tag = ...; workers = ...; }", i + 1);
+            continue;
+        }
+        load_rule(ld, g, i, &ld->cfg->rules[ld->cfg->n_rules++]);
+    }
+}
+
+/* ---- fingerprint ---- */
+
+static void fp_str(FILE *f, const char *key, const char *v)
+{
+    /* Length-prefixed so that no value can imitate a neighbour's key. */
+    if (v)
+        fprintf(f, "%s=%zu:%s;", key, strlen(v), v);
+    else
+        fprintf(f, "%s=-;", key);
+}
+
+/* Every worker setting, plus master_id (sinks are opened with it) and the template file's
+ * identity (so that editing the SQL and sending SIGHUP restarts the worker). */
+static void make_fingerprint(loader_t *ld, worker_config_t *w)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        ld->oom = true;
+        return;
+    }
+    fp_str(f, "master_id", ld->cfg->master_id);
+    fp_str(f, "name", w->name);
+    fp_str(f, "sink", w->sink);
+    fprintf(f, "processes=%d;batch.size=%d;batch.interval_ms=%d;max_inflight=%d;"
+               "busy_timeout_ms=%d;", w->processes, w->batch_size, w->batch_interval_ms,
+            w->max_inflight, w->busy_timeout_ms);
+    fp_str(f, "template", w->template_path);
+    struct stat st;
+    if (w->template_path && stat(w->template_path, &st) == 0)
+        fprintf(f, "template.file=%llu:%llu:%lld:%lld.%09ld;", (unsigned long long) st.st_dev,
+                (unsigned long long) st.st_ino, (long long) st.st_size,
+                (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    fp_str(f, "database", w->database);
+    fp_str(f, "path", w->path);
+    fp_str(f, "dead_letter", w->dead_letter);
+    if (fclose(f) != 0 || !buf) {
+        free(buf);
+        ld->oom = true;
+        return;
+    }
+    w->fingerprint = buf;
+}
+
+/* ---- load ---- */
+
+static void load_tree(loader_t *ld, const config_setting_t *root)
+{
+    check_keys(ld, &top_scope, root, top_keys);
+    load_top_scalars(ld, root);
+    load_stats_shutdown(ld, root);
+    load_bus(ld, root);
+    load_workers(ld, root);   /* before rules, which refer to workers by name */
+    load_rules(ld, root);
+    for (int i = 0; i < ld->cfg->n_workers && !failed(ld); i++)
+        make_fingerprint(ld, &ld->cfg->workers[i]);
+}
+
+static eventsd_config_t *config_new(loader_t *ld, const char *path)
+{
+    eventsd_config_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    *c = (eventsd_config_t){
+        .stats_interval_s = 60, .shutdown_timeout_ms = 30000,
+        .bus = { .type = BUS_AUTO, .port = 4512, .max_event_bytes = 16u << 20,
+                 .max_depth = PAYLOAD_MSGPACK_MAX_DEPTH, .reconnect_min_ms = 100, .reconnect_max_ms = 5000 },
+    };
+    ld->cfg = c;
+    c->path = xstrdup(ld, path);
+    return c;
+}
+
+/* Absolute, canonical directory of the config file (the file itself may be a symlink: paths
+ * are relative to where the operator sees it). */
+static char *config_dir(loader_t *ld, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = !slash ? xstrdup(ld, ".")
+              : slash == path ? xstrdup(ld, "/")
+              : strndup(path, (size_t) (slash - path));
+    if (!dir)
+        return NULL;
+    char *real = realpath(dir, NULL);
+    free(dir);
+    return real;
+}
+
+/* Parses into *lc; false (reported) on I/O or syntax errors. */
+static bool parse_file(loader_t *ld, config_t *lc, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f || !ld->conf_dir) {
+        problem_add(ld, path, 0, fmt(ld, "cannot read config file: %s", strerror(errno)));
+        if (f)
+            fclose(f);
+        return false;
+    }
+    fclose(f);
+    config_set_include_dir(lc, ld->conf_dir);   /* @include is relative to the file too */
+    int ok = config_read_file(lc, path);
+    if (!ok) {
+        const char *file = config_error_file(lc);
+        bool io = config_error_type(lc) == CONFIG_ERR_FILE_IO;
+        problem_add(ld, file ? file : path, io ? 0 : config_error_line(lc),
+                    fmt(ld, "%s%s", io ? "cannot read config file: " : "",
+                        config_error_text(lc)));
+    }
+    return ok;
+}
+
+static void set_err(char *err, size_t errlen, const char *path, const char *msg)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s:0: %s", path, msg);
+}
+
+eventsd_config_t *config_load(const char *path, char *err, size_t errlen)
+{
+    loader_t ld = { 0 };
+    config_t lc;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!config_new(&ld, path)) {
+        set_err(err, errlen, path, "out of memory");
+        return NULL;
+    }
+    ld.conf_dir = config_dir(&ld, path);
+    config_init(&lc);
+    if (parse_file(&ld, &lc, path))
+        load_tree(&ld, config_root_setting(&lc));
+    bool bad = failed(&ld);
+    if (bad)
+        problems_write(&ld, err, errlen);   /* before config_destroy: problems point at its names */
+    config_destroy(&lc);
+    problems_free(&ld);
+    free(ld.conf_dir);
+    if (bad) {
+        eventsd_config_destroy(&ld.cfg);
+        return NULL;
+    }
+    return ld.cfg;
+}
+
+/* ---- destroy and queries ---- */
+
+static void worker_free(worker_config_t *w)
+{
+    free(w->name);
+    free(w->sink);
+    free(w->template_path);
+    free(w->database);
+    free(w->path);
+    free(w->dead_letter);
+    free(w->fingerprint);
+}
+
+static void rule_free(rule_config_t *r)
+{
+    free(r->tag);
+    free(r->fun);
+    for (int i = 0; i < r->n_workers; i++)
+        free(r->workers[i]);
+    free(r->workers);
+}
+
+void eventsd_config_destroy(eventsd_config_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    eventsd_config_t *c = *self_p;
+    for (int i = 0; i < c->n_workers; i++)
+        worker_free(&c->workers[i]);
+    free(c->workers);
+    for (int i = 0; i < c->n_rules; i++)
+        rule_free(&c->rules[i]);
+    free(c->rules);
+    free(c->bus.path);
+    free(c->bus.endpoint);
+    free(c->bus.host);
+    free(c->path);
+    free(c->master_id);
+    free(c->runtime_dir);
+    free(c->sql_dir);
+    free(c->log_level);
+    free(c);
+    *self_p = NULL;
+}
+
+int config_worker_index(const eventsd_config_t *self, const char *name)
+{
+    for (int i = 0; self && name && i < self->n_workers; i++)
+        if (self->workers[i].name && strcmp(self->workers[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+const char *config_bus_type_name(bus_type_t type)
+{
+    return (unsigned) type < 4 ? bus_type_names[type] : "unknown";
+}
