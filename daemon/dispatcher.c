@@ -111,7 +111,7 @@ void config_ref_put(config_ref_t **ref_p)
     if (!ref_p || !*ref_p)
         return;
     if (--(*ref_p)->refs == 0) {
-        config_destroy(&(*ref_p)->cfg);
+        eventsd_config_destroy(&(*ref_p)->cfg);
         free(*ref_p);
     }
     *ref_p = NULL;

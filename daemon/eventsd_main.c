@@ -60,7 +60,7 @@ static eventsd_config_t *load_checked(const char *path, char *err, size_t errlen
         return NULL;
     rules_t *rules = rules_new(cfg, err, errlen);
     if (!rules) {
-        config_destroy(&cfg);
+        eventsd_config_destroy(&cfg);
         return NULL;
     }
     rules_destroy(&rules);
@@ -73,7 +73,7 @@ static eventsd_config_t *load_checked(const char *path, char *err, size_t errlen
             used += (size_t) snprintf(err + used, errlen - used, "%s%s", used ? "\n" : "", one);
     }
     if (used) {
-        config_destroy(&cfg);
+        eventsd_config_destroy(&cfg);
         return NULL;
     }
     return cfg;
@@ -89,7 +89,7 @@ static int check_config(const char *path)
     }
     printf("%s: OK (%d workers, %d rules, bus %s)\n", path, cfg->n_workers, cfg->n_rules,
            config_bus_type_name(cfg->bus.type));
-    config_destroy(&cfg);
+    eventsd_config_destroy(&cfg);
     return 0;
 }
 
@@ -146,7 +146,7 @@ static void reload(master_t *m)
     if (!cfg || !rules || !targets) {
         log_error("msg=\"reload failed, keeping the running config\" error=\"%s\"", err);
         rules_destroy(&rules);
-        config_destroy(&cfg);
+        eventsd_config_destroy(&cfg);
         free(targets);
         return;
     }

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PAYLOAD_DEFAULT_MAX_DEPTH 64
+#define PAYLOAD_DEFAULT_MAX_DEPTH PAYLOAD_MSGPACK_MAX_DEPTH
 
 typedef struct payload payload_t;
 

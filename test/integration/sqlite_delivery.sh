@@ -18,8 +18,8 @@ run_bus() {
     wait_for "$label: $PER_RUN events stored" "$DEADLINE" \
         count_is "SELECT count(*) FROM salt_events" "$PER_RUN"
     check_exactly_once "$first" "$last"
-    count_is "SELECT count(*) FROM salt_returns" $(( JOBS * MINIONS )) || fail "$label: salt_returns"
-    count_is "SELECT count(*) FROM jids" "$JOBS" || fail "$label: jids"
+    wait_for "$label: returns" "$DEADLINE" count_is "SELECT count(*) FROM salt_returns" $(( JOBS * MINIONS ))
+    wait_for "$label: jids" "$DEADLINE" count_is "SELECT count(*) FROM jids" "$JOBS"
     kill -TERM "$EVENTSD_PID"
     wait_pid "$EVENTSD_PID" 60 || fail "$label: eventsd exit code $?"
     pass "$label: $PER_RUN events stored exactly once ($(grep -o 'rate=[0-9.]*' "$T/$label.out" | head -1))"

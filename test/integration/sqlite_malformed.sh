@@ -23,7 +23,7 @@ printf '\x82\xa4head\x80\xa4body\xc4\x05t\n\n\x91\x01' >> "$stream"
 { printf '\x82\xa4head\x80\xa4body\xc5\x0b\xb8big\n\n\x81\xa1a\xda\x0b\xae'; head -c 2990 /dev/zero | tr '\0' 'x'; } >> "$stream"
 tail -c +$(( tail_from + 1 )) "$FIXTURES/frames-3006.bin" | head -c $(( tail_to - tail_from )) >> "$stream"
 
-write_config "$T/eventsd.conf" "type = \"salt-ipc\"; path = \"$T/bus.ipc\"; max_event_bytes = 2048; max_depth = 64;"
+write_config "$T/eventsd.conf" "type = \"salt-ipc\"; path = \"$T/bus.ipc\"; max_event_bytes = 2048; max_depth = 32;"
 start_pub pub --bus salt-ipc --path "$T/bus.ipc" --replay "$stream" --wait-clients 1
 pub=$PUB_PID
 start_eventsd "$T/eventsd.conf"

@@ -21,7 +21,7 @@ wait_for "refused reload logged" 30 log_has "reload failed, keeping the running 
 wait_pid "$pub" "$DEADLINE" || fail "eventsd-pub exited with $?"
 wait_for "$N events stored" "$DEADLINE" count_is "SELECT count(*) FROM salt_events" "$N"
 check_exactly_once 0 $(( N - 1 ))
-count_is "SELECT count(*) FROM salt_returns" $(( JOBS * MINIONS )) || fail "salt_returns count"
+wait_for "$(( JOBS * MINIONS )) returns stored" "$DEADLINE" count_is "SELECT count(*) FROM salt_returns" $(( JOBS * MINIONS ))
 log_has "retired worker drained and stopped" || fail "old workers were not retired"
 kill -TERM "$EVENTSD_PID"
 wait_pid "$EVENTSD_PID" 60 || fail "eventsd exit code $?"

@@ -23,7 +23,8 @@ wait_pid "$pub" "$DEADLINE" || fail "eventsd-pub exited with $?"
 [ "$kills" -ge 5 ] || fail "only $kills kills happened during the run (want >= 5)"
 wait_for "$N events stored" "$DEADLINE" count_is "SELECT count(*) FROM salt_events" "$N"
 check_exactly_once 0 $(( N - 1 ))
-count_is "SELECT count(*) FROM salt_returns" $(( JOBS * MINIONS )) || fail "salt_returns count"
+wait_for "$(( JOBS * MINIONS )) returns stored" "$DEADLINE" count_is "SELECT count(*) FROM salt_returns" $(( JOBS * MINIONS ))
+wait_for "$JOBS jobs stored" "$DEADLINE" count_is "SELECT count(*) FROM jids" $JOBS
 count_is "SELECT count(*) FROM (SELECT jid, id FROM salt_returns GROUP BY jid, id HAVING count(*) > 1)" 0 \
     || fail "duplicate returns"
 restarts=$(grep -c 'worker died, restarting' "$T/eventsd.log" || true)
