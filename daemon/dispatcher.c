@@ -653,9 +653,11 @@ static bool group_winding_down(const dispatcher_t *d, const group_t *g)
     return d->draining || g->retiring;
 }
 
+/* STOP follows every event already sent on the same socket, so the worker commits all of
+ * them (its pending batch included) and acks before it exits. */
 static void slot_maybe_stop(group_t *g, slot_t *s)
 {
-    if (s->stop_sent || !slot_can_send(s) || s->inflight.len || s->out.size)
+    if (s->stop_sent || !slot_can_send(s))
         return;
     envelope_pack_stop(&s->out);
     s->stop_sent = true;

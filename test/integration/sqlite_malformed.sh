@@ -19,8 +19,8 @@ printf '\x82\xa4head\x80\xa4body\xc4\x11no separator here' >> "$stream"
 printf '\x82\xa4head\x80\xa4body\xc4\x05t\n\n\x91\x01' >> "$stream"
 # body "deep\n\n" + {"a": [[[... 100 levels ...]]]}
 { printf '\x82\xa4head\x80\xa4body\xc4\x6edeep\n\n\x81\xa1a'; head -c 100 /dev/zero | tr '\0' '\221'; printf '\xc0'; } >> "$stream"
-# a 3000-byte body: over the 2048-byte limit of this test's config
-{ printf '\x82\xa4head\x80\xa4body\xc5\x0b\xb8big\n\n\x81\xa1a\xda\x0b\xae'; head -c 2990 /dev/zero | tr '\0' 'x'; } >> "$stream"
+# a 3001-byte body: over the 2048-byte limit of this test's config
+{ printf '\x82\xa4head\x80\xa4body\xc5\x0b\xb9big\n\n\x81\xa1a\xda\x0b\xae'; head -c 2990 /dev/zero | tr '\0' 'x'; } >> "$stream"
 tail -c +$(( tail_from + 1 )) "$FIXTURES/frames-3006.bin" | head -c $(( tail_to - tail_from )) >> "$stream"
 
 write_config "$T/eventsd.conf" "type = \"salt-ipc\"; path = \"$T/bus.ipc\"; max_event_bytes = 2048; max_depth = 32;"

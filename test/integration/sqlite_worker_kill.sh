@@ -28,7 +28,7 @@ wait_for "$JOBS jobs stored" "$DEADLINE" count_is "SELECT count(*) FROM jids" $J
 count_is "SELECT count(*) FROM (SELECT jid, id FROM salt_returns GROUP BY jid, id HAVING count(*) > 1)" 0 \
     || fail "duplicate returns"
 restarts=$(grep -c 'worker died, restarting' "$T/eventsd.log" || true)
-requeued=$(grep 're-queued unacknowledged' "$T/eventsd.log" | sed -n 's/.*events=\([0-9]*\).*/\1/p' | paste -sd+ | bc 2>/dev/null || echo "?")
+requeued=$(grep 're-queued unacknowledged' "$T/eventsd.log" | sed -n 's/.*events=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
 kill -TERM "$EVENTSD_PID"
 wait_pid "$EVENTSD_PID" 60 || fail "eventsd exit code $?"
 pass "$N events stored exactly once across $kills worker kills ($restarts restarts logged, re-delivered events: $requeued)"
