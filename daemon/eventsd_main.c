@@ -33,6 +33,7 @@ typedef struct {
     int64_t       drain_deadline_ms;
     int64_t       next_stats_ms, last_stats_ms;
     uint64_t      accepted, unmatched, accepted_at_last_stats;
+    bus_stats_t   bus_final;        /* the bus's counters when it was closed for the drain */
     bool          paused;
 } master_t;
 
@@ -176,6 +177,7 @@ static void begin_drain(master_t *m, const char *why)
              m->ref->cfg->shutdown_timeout_ms);
     m->draining = true;
     m->drain_deadline_ms = clock_ms() + m->ref->cfg->shutdown_timeout_ms;
+    m->bus_final = *bus_stats(m->bus);
     bus_destroy(&m->bus);
     dispatcher_begin_drain(m->dispatcher);
 }
@@ -207,8 +209,7 @@ static void handle_signals(master_t *m)
 
 static void log_stats(master_t *m, int64_t now)
 {
-    static const bus_stats_t none;
-    const bus_stats_t *bs = m->bus ? bus_stats(m->bus) : &none;
+    const bus_stats_t *bs = m->bus ? bus_stats(m->bus) : &m->bus_final;
     double interval = (double) (now - m->last_stats_ms) / 1000.0;
     char line[4096];
     snprintf(line, sizeof line,
