@@ -32,7 +32,19 @@ wait_for "10 good events stored" "$DEADLINE" count_is "SELECT count(*) FROM salt
 wait_for "3 malformed frames counted" 30 stat_is malformed 3
 wait_for "1 oversize frame counted" 30 stat_is oversize 1
 log_has "skipped a bad frame" || fail "no log line for the bad frames"
+pass "3 malformed + 1 oversize frames counted and skipped; all 10 good events stored"
+
+# Bytes that are not msgpack at all lose the frame boundary: eventsd drops the connection,
+# reconnects, and stores what the next publisher sends.
+head -c 4096 /dev/zero | tr '\000' '\301' > "$T/garbage.bin"   # 0xc1: never valid msgpack
+start_pub garbage --bus salt-ipc --path "$T/bus.ipc" --replay "$T/garbage.bin" --wait-clients 1
+wait_pid "$PUB_PID" "$DEADLINE" || fail "eventsd-pub (garbage) exited with $?"
+wait_for "lost sync logged" 30 log_has "stream lost frame sync"
+start_pub after --bus salt-ipc --path "$T/bus.ipc" --jobs 5 --minions 4 --first-n 1000 --wait-clients 1
+wait_pid "$PUB_PID" "$DEADLINE" || fail "eventsd-pub (after) exited with $?"
+wait_for "30 events after the garbage stored" "$DEADLINE" count_is "SELECT count(*) FROM salt_events" 40
+check_exactly_once 1000 1029
 kill -0 "$EVENTSD_PID" || fail "eventsd died"
 kill -TERM "$EVENTSD_PID"
 wait_pid "$EVENTSD_PID" 60 || fail "eventsd exit code $?"
-pass "3 malformed + 1 oversize frames counted and skipped; all 10 good events stored"
+pass "garbage stream: connection dropped and re-established, the next 30 events stored"
