@@ -4,6 +4,7 @@
 #include "config.h"
 #include "dispatcher.h"
 #include "log.h"
+#include "notify.h"
 #include "rules.h"
 #include "sink.h"
 
@@ -35,6 +36,7 @@ typedef struct {
     uint64_t      accepted, unmatched, accepted_at_last_stats;
     bus_stats_t   bus_final;        /* the bus's counters when it was closed for the drain */
     bool          paused;
+    bool          ready;            /* systemd told READY=1 */
 } master_t;
 
 static void usage(FILE *out)
@@ -176,6 +178,7 @@ static void begin_drain(master_t *m, const char *why)
              (unsigned long long) dispatcher_pending(m->dispatcher),
              m->ref->cfg->shutdown_timeout_ms);
     m->draining = true;
+    notify_stopping("draining pending events");
     m->drain_deadline_ms = clock_ms() + m->ref->cfg->shutdown_timeout_ms;
     m->bus_final = *bus_stats(m->bus);
     bus_destroy(&m->bus);
@@ -222,6 +225,12 @@ static void log_stats(master_t *m, int64_t now)
              m->bus && bus_connected(m->bus) ? "up" : "down");
     dispatcher_format_stats(m->dispatcher, line, sizeof line, interval);
     log_info("%s", line);
+    notify_status("accepted=%llu rate=%.0f/s pending=%llu malformed=%llu bus=%s",
+                  (unsigned long long) m->accepted,
+                  interval > 0 ? (double) (m->accepted - m->accepted_at_last_stats) / interval : 0,
+                  (unsigned long long) dispatcher_pending(m->dispatcher),
+                  (unsigned long long) bs->malformed,
+                  m->bus && bus_connected(m->bus) ? "up" : "down");
     m->accepted_at_last_stats = m->accepted;
     m->last_stats_ms = now;
 }
@@ -252,6 +261,10 @@ static void run_once(master_t *m)
     if (m->bus)
         bus_tick(m->bus, now);
     dispatcher_tick(m->dispatcher, now);
+    if (!m->ready && m->bus && bus_connected(m->bus)) {
+        notify_ready("bus connected, workers started");
+        m->ready = true;
+    }
 
     zmq_pollitem_t items[MAX_POLL_ITEMS];
     int n = 0;
@@ -275,6 +288,7 @@ static void run_once(master_t *m)
     timeout = min_timeout(timeout, dispatcher_timeout_ms(m->dispatcher, now));
     if (m->ref->cfg->stats_interval_s > 0)
         timeout = min_timeout(timeout, (int) (m->next_stats_ms > now ? m->next_stats_ms - now : 0));
+    timeout = min_timeout(timeout, notify_watchdog(now));
     if (m->bus && !backlogged && bus_has_buffered(m->bus))
         timeout = 0;
 
@@ -337,6 +351,8 @@ static int start(const char *path, const char *pidfile, const char *level_overri
     log_level_parse(level_override ? level_override : cfg->log_level, &level);
     log_set_level(level);
     log_set_ident("master");
+    notify_init();
+    notify_status("starting, waiting for the Salt bus");
     master_t m = { .sigfd = -1 };
     m.ref = config_ref_new(cfg);
     m.rules = rules_new(cfg, err, sizeof err);
