@@ -49,7 +49,8 @@ int payload_to_json(const msgpack_object *obj, msgpack_sbuffer *out);
 
 /* The text form of a scalar for SQL binding and metric names: str/raw (valid UTF-8) and
  * ExtType 78 -> the string itself; integers -> decimal; floats -> Python repr;
- * booleans -> "True"/"False" (what Salt's returners store); nil -> returns 1 (SQL NULL);
+ * booleans -> "True"/"False" (Python's str(); Salt's mysql returner stored 1/0 through MySQLdb,
+ * which is why salt_returns.sql casts success with |int); nil -> returns 1 (SQL NULL);
  * maps, arrays, bin and non-UTF-8 raw -> their JSON text.
  * Returns 0 (text appended), 1 (nil: nothing appended) or -1 (allocation failure). */
 int payload_to_text(const msgpack_object *obj, msgpack_sbuffer *out);
