@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -18,7 +19,7 @@
 typedef enum { BUS_DOWN, BUS_DETECT, BUS_STREAM, BUS_ZMQ_UP } bus_state_t;
 
 struct bus {
-    bus_config_t           cfg;          /* strings borrowed from the config */
+    bus_config_t           cfg;          /* own copies of the strings: a reload frees the config */
     bus_state_t            state;
     int                    fd;
     zsock_t               *sub;
@@ -37,6 +38,9 @@ bus_t *bus_new(const bus_config_t *cfg)
     if (!self)
         return NULL;
     self->cfg = *cfg;
+    self->cfg.path = cfg->path ? strdup(cfg->path) : NULL;
+    self->cfg.endpoint = cfg->endpoint ? strdup(cfg->endpoint) : NULL;
+    self->cfg.host = cfg->host ? strdup(cfg->host) : NULL;
     self->fd = -1;
     self->decoder = salt_stream_decoder_new(cfg->max_event_bytes, cfg->max_depth);
     self->chunk = malloc(BUS_READ_CHUNK);
@@ -69,6 +73,9 @@ void bus_destroy(bus_t **self_p)
     bus_close(self);
     salt_stream_decoder_destroy(&self->decoder);
     free(self->chunk);
+    free(self->cfg.path);
+    free(self->cfg.endpoint);
+    free(self->cfg.host);
     free(self);
     *self_p = NULL;
 }
@@ -97,6 +104,14 @@ static void complain_connect(bus_t *self, const char *where, int err)
                  config_bus_type_name(self->cfg.type), where, strerror(err), hint);
 }
 
+/* connect() honours SO_SNDTIMEO: a peer that never answers must not freeze the master (which
+ * would stop reading acks and miss the systemd watchdog). */
+static void set_connect_timeout(int fd)
+{
+    struct timeval tv = { .tv_sec = 2 };
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 static int connect_unix(bus_t *self)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -108,6 +123,7 @@ static int connect_unix(bus_t *self)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    set_connect_timeout(fd);
     if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
         int e = errno;
         close(fd);
@@ -130,6 +146,8 @@ static int connect_tcp(bus_t *self)
     int fd = -1, e = ECONNREFUSED;
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd >= 0)
+            set_connect_timeout(fd);
         if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
             e = errno;
             close(fd);
@@ -182,10 +200,12 @@ void bus_tick(bus_t *self, int64_t now)
     switch (self->cfg.type) {
     case BUS_ZMQ:
         snprintf(where, sizeof where, "%s", self->cfg.endpoint ? self->cfg.endpoint : self->cfg.path);
-        if (connect_zmq(self) == 0)
+        if (connect_zmq(self) == 0) {
             connected(self, BUS_ZMQ_UP, where);
-        else
+        } else {
             complain_connect(self, where, errno);
+            schedule_reconnect(self, now);
+        }
         return;
     case BUS_SALT_TCP:
         snprintf(where, sizeof where, "%s:%d", self->cfg.host, self->cfg.port);
@@ -233,6 +253,21 @@ int bus_timeout_ms(const bus_t *self, int64_t now)
 bool bus_connected(const bus_t *self)
 {
     return self->state != BUS_DOWN;
+}
+
+static bool same_string(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool bus_config_differs(const bus_t *self, const bus_config_t *cfg)
+{
+    const bus_config_t *c = &self->cfg;
+    return c->type != cfg->type || !same_string(c->path, cfg->path) ||
+           !same_string(c->endpoint, cfg->endpoint) || !same_string(c->host, cfg->host) ||
+           c->port != cfg->port || c->max_event_bytes != cfg->max_event_bytes ||
+           c->max_depth != cfg->max_depth || c->reconnect_min_ms != cfg->reconnect_min_ms ||
+           c->reconnect_max_ms != cfg->reconnect_max_ms;
 }
 
 bool bus_has_buffered(const bus_t *self)

@@ -51,6 +51,9 @@ int bus_read(bus_t *self, bus_event_fn *fn, void *arg, int max_events);
 bool bus_has_buffered(const bus_t *self);
 
 bool bus_connected(const bus_t *self);
+
+/* Whether cfg asks for a different bus than the one self reads (a reload then replaces it). */
+bool bus_config_differs(const bus_t *self, const bus_config_t *cfg);
 const bus_stats_t *bus_stats(const bus_t *self);
 
 #endif

@@ -83,6 +83,7 @@ struct dispatcher {
     group_t **by_index;       /* current config's worker index -> group */
     int       n_index;
     int       generation;
+    uint64_t  layout;         /* changes whenever groups are added or removed */
     bool      draining;
     uint64_t  next_seq;
     uint64_t  queued_events, queued_bytes;
@@ -228,13 +229,26 @@ static void slot_close_conn(slot_t *s)
     envelope_reader_destroy(&s->reader);
 }
 
-/* Everything the process had not acked goes back to the front of the queues, in order. */
-static void slot_requeue(group_t *g, slot_t *s)
+static group_t *find_active_group(dispatcher_t *d, const char *name)
+{
+    for (group_t *g = d->groups; g; g = g->next)
+        if (!g->retiring && strcmp(g->name, name) == 0)
+            return g;
+    return NULL;
+}
+
+/* Everything the process had not acked goes back to the front of the queues, in order: its
+ * own worker's, or, when a reload replaced that worker, the replacement's (the old settings
+ * may be the very thing the operator fixed). */
+static void slot_requeue(dispatcher_t *d, group_t *g, slot_t *s)
 {
     size_t n = s->inflight.len;
+    group_t *to = g->retiring ? find_active_group(d, g->name) : NULL;
+    if (!to)
+        to = g;
     while (s->inflight.len) {
         entry_t e = equeue_pop_back(&s->inflight);
-        equeue_push_front(e.priority ? &g->priority_queue : &g->queue, e);
+        equeue_push_front(e.priority ? &to->priority_queue : &to->queue, e);
     }
     if (n)
         log_warning("msg=\"re-queued unacknowledged events\" worker=%s slot=%d events=%zu",
@@ -320,8 +334,8 @@ static void group_free(dispatcher_t *d, group_t *g)
     free(g);
 }
 
-static group_t *group_new(dispatcher_t *d, config_ref_t *ref, int index, char *err,
-                          size_t errlen)
+static group_t *group_new(dispatcher_t *d, config_ref_t *ref, int index, int generation,
+                          char *err, size_t errlen)
 {
     const worker_config_t *wc = &ref->cfg->workers[index];
     group_t *g = calloc(1, sizeof *g);
@@ -330,9 +344,15 @@ static group_t *group_new(dispatcher_t *d, config_ref_t *ref, int index, char *e
     g->name = strdup(wc->name);
     g->ref = config_ref_get(ref);
     g->cfg_index = index;
-    g->generation = d->generation;
+    g->generation = generation;
     g->n_slots = wc->processes;
     g->slots = calloc((size_t) g->n_slots, sizeof *g->slots);
+    if (!g->name || !g->slots) {
+        snprintf(err, errlen, "out of memory");
+        g->n_slots = 0;
+        group_free(d, g);
+        return NULL;
+    }
     for (int i = 0; g->slots && i < g->n_slots; i++) {
         slot_t *s = &g->slots[i];
         s->idx = i;
@@ -374,55 +394,89 @@ void dispatcher_destroy(dispatcher_t **self_p)
     *self_p = NULL;
 }
 
-static group_t *find_active_group(dispatcher_t *d, const char *name)
+static void link_at_tail(dispatcher_t *d, group_t *g)
 {
-    for (group_t *g = d->groups; g; g = g->next)
-        if (!g->retiring && strcmp(g->name, name) == 0)
-            return g;
-    return NULL;
+    group_t **link = &d->groups;
+    while (*link)
+        link = &(*link)->next;
+    *link = g;
+    d->layout++;
 }
 
+/* The events still queued (not in flight) for a retiring worker go to its replacement. */
+static void retire(group_t *g, group_t *successor, const char *why)
+{
+    g->retiring = true;
+    size_t moved = g->queue.len + g->priority_queue.len;
+    while (successor && g->priority_queue.len)
+        equeue_push_back(&successor->priority_queue, equeue_pop_front(&g->priority_queue));
+    while (successor && g->queue.len)
+        equeue_push_back(&successor->queue, equeue_pop_front(&g->queue));
+    log_info("msg=\"%s\" worker=%s queued_events_moved=%zu", why, g->name,
+             successor ? moved : 0);
+}
+
+static bool same_settings(const group_t *g, const worker_config_t *wc)
+{
+    return g && strcmp(group_cfg(g)->fingerprint, wc->fingerprint) == 0;
+}
+
+/* Two phases: every new group is created before anything running is touched, so a failure
+ * leaves the dispatcher exactly as it was. */
 int dispatcher_apply(dispatcher_t *d, config_ref_t *ref, char *err, size_t errlen)
 {
     int n = ref->cfg->n_workers;
     group_t **index = calloc((size_t) n + 1, sizeof *index);
-    if (!index)
+    bool *created = calloc((size_t) n + 1, sizeof *created);
+    if (!index || !created) {
+        free(index);
+        free(created);
+        snprintf(err, errlen, "out of memory");
         return -1;
-    d->generation++;
+    }
+    int generation = d->generation + 1;
     for (int i = 0; i < n; i++) {
         const worker_config_t *wc = &ref->cfg->workers[i];
-        group_t *g = find_active_group(d, wc->name);
-        if (g && strcmp(group_cfg(g)->fingerprint, wc->fingerprint) == 0) {
-            config_ref_t *old = g->ref;   /* same settings: keep the processes */
-            g->ref = config_ref_get(ref);
-            g->cfg_index = i;
-            config_ref_put(&old);
-        } else {
-            if (g) {
-                g->retiring = true;
-                log_info("msg=\"worker changed, retiring its processes after they drain\" "
-                         "worker=%s", g->name);
-            }
-            g = group_new(d, ref, i, err, errlen);
-            if (!g) {
-                free(index);
-                return -1;
-            }
-            g->next = d->groups;
-            d->groups = g;
+        group_t *running = find_active_group(d, wc->name);
+        if (same_settings(running, wc)) {
+            index[i] = running;
+            continue;
         }
-        index[i] = g;
+        index[i] = group_new(d, ref, i, generation, err, errlen);
+        created[i] = index[i] != NULL;
+        if (!index[i]) {
+            for (int k = 0; k < i; k++)
+                if (created[k])
+                    group_free(d, index[k]);
+            free(index);
+            free(created);
+            return -1;
+        }
+    }
+    d->generation = generation;
+    for (int i = 0; i < n; i++) {
+        group_t *running = find_active_group(d, ref->cfg->workers[i].name);
+        if (created[i]) {
+            if (running)
+                retire(running, index[i], "worker changed, retiring its processes after they drain");
+        } else {   /* same settings: keep the processes, follow the new config */
+            config_ref_t *old = running->ref;
+            running->ref = config_ref_get(ref);
+            running->cfg_index = i;
+            config_ref_put(&old);
+        }
     }
     for (group_t *g = d->groups; g; g = g->next) {
         bool kept = false;
         for (int i = 0; i < n; i++)
             kept |= index[i] == g;
-        if (!kept && !g->retiring) {
-            g->retiring = true;
-            log_info("msg=\"worker removed from config, retiring after drain\" worker=%s",
-                     g->name);
-        }
+        if (!kept && !g->retiring)
+            retire(g, NULL, "worker removed from config, retiring after drain");
     }
+    for (int i = 0; i < n; i++)
+        if (created[i])
+            link_at_tail(d, index[i]);
+    free(created);
     free(d->by_index);
     d->by_index = index;
     d->n_index = n;
@@ -458,12 +512,23 @@ void dispatcher_accept(dispatcher_t *d, salt_event_t *ev, const uint8_t *targets
     }
 }
 
+/* The master gives up on a connection: its unacked events go back to the queue, and a process
+ * that is still alive is terminated so that it is reaped and restarted (a live process without
+ * a connection would never get events, nor STOP). */
+static void slot_drop_conn(dispatcher_t *d, group_t *g, slot_t *s)
+{
+    slot_close_conn(s);
+    slot_requeue(d, g, s);
+    if (s->state == SLOT_RUNNING)
+        kill(s->pid, SIGTERM);
+}
+
 static bool slot_can_send(const slot_t *s)
 {
     return s->state == SLOT_RUNNING && s->conn_fd >= 0 && !s->stop_sent;
 }
 
-static void slot_flush_out(group_t *g, slot_t *s)
+static void slot_flush_out(dispatcher_t *d, group_t *g, slot_t *s)
 {
     while (s->out_off < s->out.size) {
         ssize_t n = send(s->conn_fd, s->out.data + s->out_off, s->out.size - s->out_off,
@@ -473,8 +538,7 @@ static void slot_flush_out(group_t *g, slot_t *s)
                 return;
             log_warning("msg=\"worker connection broken\" worker=%s slot=%d error=\"%s\"",
                         g->name, s->idx, strerror(errno));
-            slot_close_conn(s);
-            slot_requeue(g, s);
+            slot_drop_conn(d, g, s);
             return;
         }
         s->out_off += (size_t) n;
@@ -503,7 +567,7 @@ static slot_t *least_loaded(group_t *g, size_t limit)
     return best;
 }
 
-static void group_dispatch(group_t *g)
+static void group_dispatch(dispatcher_t *d, group_t *g)
 {
     size_t limit = (size_t) group_cfg(g)->max_inflight;
     slot_t *s;
@@ -513,7 +577,7 @@ static void group_dispatch(group_t *g)
         slot_send(s, equeue_pop_front(&g->queue));
     for (int i = 0; i < g->n_slots; i++)
         if (g->slots[i].conn_fd >= 0 && g->slots[i].out.size)
-            slot_flush_out(g, &g->slots[i]);
+            slot_flush_out(d, g, &g->slots[i]);
 }
 
 /* ---- socket events ---- */
@@ -527,8 +591,12 @@ static void slot_accept(group_t *g, slot_t *s)
         close(fd);   /* not the process we started: nobody else may talk to a slot */
         return;
     }
-    s->conn_fd = fd;
     s->reader = envelope_reader_new(ENVELOPE_MAX);
+    if (!s->reader) {
+        close(fd);
+        return;
+    }
+    s->conn_fd = fd;
     log_debug("msg=\"worker connected\" worker=%s slot=%d pid=%d", g->name, s->idx, (int) s->pid);
 }
 
@@ -551,11 +619,13 @@ static int slot_on_ack(group_t *g, slot_t *s, dispatcher_t *d, const envelope_ms
     return 0;
 }
 
-static void slot_on_readable(dispatcher_t *d, group_t *g, slot_t *s)
+/* Reads what the worker sent and applies its acks. Returns 1 while the connection is usable,
+ * 0 once it is over (EOF, error, protocol violation). */
+static int slot_read_acks(dispatcher_t *d, group_t *g, slot_t *s)
 {
     ssize_t n = envelope_reader_fill(s->reader, s->conn_fd);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
+        return 1;
     char err[128];
     envelope_msg_t m;
     int rc;
@@ -567,10 +637,13 @@ static void slot_on_readable(dispatcher_t *d, group_t *g, slot_t *s)
             n = 0;
         }
     }
-    if (n <= 0) {
-        slot_close_conn(s);
-        slot_requeue(g, s);
-    }
+    return n > 0;
+}
+
+static void slot_on_readable(dispatcher_t *d, group_t *g, slot_t *s)
+{
+    if (!slot_read_acks(d, g, s))
+        slot_drop_conn(d, g, s);
 }
 
 int dispatcher_pollitems(dispatcher_t *d, zmq_pollitem_t *items, int max)
@@ -599,7 +672,7 @@ void dispatcher_handle(dispatcher_t *d, const zmq_pollitem_t *items, int n)
             else if (items[k].fd == s->conn_fd && (items[k].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
                 slot_on_readable(d, g, s);
             if (s->conn_fd >= 0 && items[k].fd == s->conn_fd && (items[k].revents & ZMQ_POLLOUT))
-                slot_flush_out(g, s);
+                slot_flush_out(d, g, s);
         }
 }
 
@@ -623,8 +696,12 @@ bool dispatcher_child_exited(dispatcher_t *d, pid_t pid, int status)
             slot_t *s = &g->slots[i];
             if (s->state != SLOT_RUNNING || s->pid != pid)
                 continue;
+            /* Its last acks may still sit in the socket: apply them before re-queueing, or
+             * committed events would be delivered again. */
+            for (int k = 0; k < 4096 && s->conn_fd >= 0 && slot_read_acks(d, g, s); k++)
+                ;   /* bounded: EAGAIN would mean a live peer, which a reaped child is not */
             slot_close_conn(s);
-            slot_requeue(g, s);
+            slot_requeue(d, g, s);
             s->state = SLOT_IDLE;
             s->pid = 0;
             bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 && s->stop_sent;
@@ -647,36 +724,41 @@ bool dispatcher_child_exited(dispatcher_t *d, pid_t pid, int status)
 }
 
 /* A group that is winding down (shutdown or retired by a reload) still runs processes while it
- * has events; once it has none, each process is told to stop. */
+ * has queued events; once it has none, each process is told to stop. Events in flight belong
+ * to running processes (or come back to the queue when one dies), so they need no new one. */
 static bool group_winding_down(const dispatcher_t *d, const group_t *g)
 {
     return d->draining || g->retiring;
 }
 
+static bool group_needs_processes(const dispatcher_t *d, const group_t *g)
+{
+    return !group_winding_down(d, g) || g->queue.len || g->priority_queue.len;
+}
+
 /* STOP follows every event already sent on the same socket, so the worker commits all of
  * them (its pending batch included) and acks before it exits. */
-static void slot_maybe_stop(group_t *g, slot_t *s)
+static void slot_maybe_stop(dispatcher_t *d, group_t *g, slot_t *s)
 {
     if (s->stop_sent || !slot_can_send(s))
         return;
     envelope_pack_stop(&s->out);
     s->stop_sent = true;
-    slot_flush_out(g, s);
+    slot_flush_out(d, g, s);
 }
 
 static void group_tick(dispatcher_t *d, group_t *g, int64_t now)
 {
-    bool winding = group_winding_down(d, g);
-    bool empty = group_empty(g);
+    bool needed = group_needs_processes(d, g);
     for (int i = 0; i < g->n_slots; i++) {
         slot_t *s = &g->slots[i];
-        if (s->state == SLOT_IDLE && now >= s->restart_at_ms && !(winding && empty))
+        if (s->state == SLOT_IDLE && now >= s->restart_at_ms && needed)
             slot_spawn(g, s, now);
     }
-    group_dispatch(g);
-    if (winding && g->queue.len == 0 && g->priority_queue.len == 0)
+    group_dispatch(d, g);
+    if (!needed)
         for (int i = 0; i < g->n_slots; i++)
-            slot_maybe_stop(g, &g->slots[i]);
+            slot_maybe_stop(d, g, &g->slots[i]);
 }
 
 void dispatcher_tick(dispatcher_t *d, int64_t now)
@@ -689,6 +771,7 @@ void dispatcher_tick(dispatcher_t *d, int64_t now)
             log_info("msg=\"retired worker drained and stopped\" worker=%s", g->name);
             *link = g->next;
             group_free(d, g);
+            d->layout++;
             continue;
         }
         link = &g->next;
@@ -701,13 +784,26 @@ int dispatcher_timeout_ms(const dispatcher_t *d, int64_t now)
     for (const group_t *g = d->groups; g; g = g->next)
         for (int i = 0; i < g->n_slots; i++) {
             const slot_t *s = &g->slots[i];
-            if (s->state != SLOT_IDLE)
+            if (s->state != SLOT_IDLE || !group_needs_processes(d, g))
                 continue;
             int64_t wait = s->restart_at_ms > now ? s->restart_at_ms - now : 0;
             if (best < 0 || wait < best)
                 best = wait;
         }
     return (int) best;
+}
+
+uint64_t dispatcher_layout(const dispatcher_t *d)
+{
+    return d->layout;
+}
+
+int dispatcher_n_pollitems(const dispatcher_t *d)
+{
+    int n = 0;
+    for (const group_t *g = d->groups; g; g = g->next)
+        n += g->n_slots;
+    return n;
 }
 
 bool dispatcher_backlogged(const dispatcher_t *d)

@@ -47,6 +47,11 @@ int dispatcher_apply(dispatcher_t *self, config_ref_t *ref, char *err, size_t er
  * with RULES_PRIORITY). Takes ownership of ev's members (zeroes them). */
 void dispatcher_accept(dispatcher_t *self, salt_event_t *ev, const uint8_t *targets);
 
+/* How many poll items dispatcher_pollitems needs now. */
+int dispatcher_n_pollitems(const dispatcher_t *self);
+/* Changes whenever workers are added or removed: items built before a change are stale and
+ * must not be passed to dispatcher_handle. */
+uint64_t dispatcher_layout(const dispatcher_t *self);
 /* Poll items for listening and connected worker sockets; returns how many were written. */
 int dispatcher_pollitems(dispatcher_t *self, zmq_pollitem_t *items, int max);
 /* Handles the revents of the items from dispatcher_pollitems. */

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #define EVENTSD_VERSION "0.1.0"
-#define MAX_POLL_ITEMS  1024
 #define READ_BURST      2000   /* events per bus read before servicing the workers again */
 
 typedef struct {
@@ -37,6 +36,8 @@ typedef struct {
     bus_stats_t   bus_final;        /* the bus's counters when it was closed for the drain */
     bool          paused;
     bool          ready;            /* systemd told READY=1 */
+    zmq_pollitem_t *items;          /* grows with the number of worker processes */
+    int           n_items;
 } master_t;
 
 static void usage(FILE *out)
@@ -161,6 +162,15 @@ static void reload(master_t *m)
         free(targets);
         return;
     }
+    if (strcmp(cfg->runtime_dir, m->ref->cfg->runtime_dir) != 0)
+        log_warning("msg=\"runtime_dir changes take effect at the next restart\" runtime_dir=%s",
+                    m->ref->cfg->runtime_dir);
+    if (m->bus && bus_config_differs(m->bus, &cfg->bus)) {
+        log_info("msg=\"bus settings changed, reconnecting\" bus=%s",
+                 config_bus_type_name(cfg->bus.type));
+        bus_destroy(&m->bus);
+        m->bus = bus_new(&cfg->bus);
+    }
     rules_destroy(&m->rules);
     free(m->targets);
     config_ref_put(&m->ref);
@@ -266,7 +276,17 @@ static void run_once(master_t *m)
         m->ready = true;
     }
 
-    zmq_pollitem_t items[MAX_POLL_ITEMS];
+    int needed = 2 + dispatcher_n_pollitems(m->dispatcher);
+    if (needed > m->n_items) {
+        zmq_pollitem_t *grown = realloc(m->items, (size_t) needed * sizeof *grown);
+        if (!grown) {
+            log_error("msg=\"out of memory for poll items\"");
+            return;
+        }
+        m->items = grown;
+        m->n_items = needed;
+    }
+    zmq_pollitem_t *items = m->items;
     int n = 0;
     items[n++] = (zmq_pollitem_t){ .fd = m->sigfd, .events = ZMQ_POLLIN };
     bool backlogged = dispatcher_backlogged(m->dispatcher);
@@ -280,7 +300,8 @@ static void run_once(master_t *m)
     if (m->bus && !backlogged && bus_pollitem(m->bus, &items[n]))
         bus_item = n++;
     int first_worker = n;
-    n += dispatcher_pollitems(m->dispatcher, &items[n], MAX_POLL_ITEMS - n);
+    n += dispatcher_pollitems(m->dispatcher, &items[n], m->n_items - n);
+    uint64_t layout = dispatcher_layout(m->dispatcher);
 
     int timeout = 1000;
     if (m->bus)
@@ -300,7 +321,8 @@ static void run_once(master_t *m)
         handle_signals(m);
     if (m->bus && bus_item >= 0 && (items[bus_item].revents || bus_has_buffered(m->bus)))
         bus_read(m->bus, on_bus_event, m, READ_BURST);
-    dispatcher_handle(m->dispatcher, &items[first_worker], n - first_worker);
+    if (dispatcher_layout(m->dispatcher) == layout)   /* a reload may have changed the workers */
+        dispatcher_handle(m->dispatcher, &items[first_worker], n - first_worker);
     maybe_stats(m, clock_ms());
 }
 
@@ -381,6 +403,7 @@ out:
     bus_destroy(&m.bus);
     rules_destroy(&m.rules);
     free(m.targets);
+    free(m.items);
     config_ref_put(&m.ref);
     if (pidfile)
         unlink(pidfile);

@@ -97,7 +97,10 @@ static void dead_letter(worker_t *w, const worker_event_t *ev, const char *why)
     msgpack_sbuffer_write(&line, ", \"event_hash\": ", 16);
     payload_json_string(&line, ev->hash, strlen(ev->hash));
     msgpack_sbuffer_write(&line, ", \"data\": ", 10);
-    payload_to_json(payload_root(ev->data), &line);
+    if (ev->data)
+        payload_to_json(payload_root(ev->data), &line);
+    else   /* the payload itself could not be decoded */
+        msgpack_sbuffer_write(&line, "null", 4);
     msgpack_sbuffer_write(&line, "}\n", 2);
 
     bool stored = false;
@@ -242,12 +245,24 @@ static void on_event(worker_t *w, const envelope_msg_t *m)
     worker_event_t *ev = worker_event_new(m->seq, m->flags & ENVELOPE_FLAG_PRIORITY, m->tag,
                                           m->tag_len, m->payload, m->payload_len, w->max_depth,
                                           err, sizeof err);
-    if (!ev) {   /* the master validated it; if it still fails, say so and do not stall */
-        log_error("msg=\"undecodable event from master, skipped\" seq=%llu error=\"%s\"",
-                  (unsigned long long) m->seq, err);
+    if (ev) {
+        batch_push(w, ev);
         return;
     }
-    batch_push(w, ev);
+    /* The master validated it, so this is a memory or limit problem: dead-letter the event
+     * (acked as rejected, never silently) rather than stall the worker on it. */
+    worker_event_t *stub = calloc(1, sizeof *stub);
+    if (stub)
+        stub->tag = strndup(m->tag, m->tag_len);
+    if (!stub || !stub->tag) {
+        log_error("msg=\"out of memory\"");
+        worker_exit(w, 1);
+    }
+    stub->seq = m->seq;
+    stub->tag_len = m->tag_len;
+    batch_push(w, stub);
+    w->batch[w->len - 1].dead = true;
+    dead_letter(w, stub, err);
 }
 
 static void receive(worker_t *w)

@@ -23,6 +23,11 @@ wait_for "$N events stored" "$DEADLINE" count_is "SELECT count(*) FROM salt_even
 check_exactly_once 0 $(( N - 1 ))
 wait_for "$(( JOBS * MINIONS )) returns stored" "$DEADLINE" count_is "SELECT count(*) FROM salt_returns" $(( JOBS * MINIONS ))
 log_has "retired worker drained and stopped" || fail "old workers were not retired"
+# The bus reconnects after the reloads (the publisher above has gone): the next one is stored.
+start_pub again --bus salt-ipc --path "$T/bus.ipc" --jobs 5 --minions 4 --first-n 100000 --wait-clients 1
+wait_pid "$PUB_PID" "$DEADLINE" || fail "eventsd-pub (again) exited with $?"
+wait_for "30 more events stored" "$DEADLINE" count_is "SELECT count(*) FROM salt_events" $(( N + 30 ))
+check_exactly_once 100000 100029
 kill -TERM "$EVENTSD_PID"
 wait_pid "$EVENTSD_PID" 60 || fail "eventsd exit code $?"
 pass "$N events stored exactly once across a worker-changing reload and a refused reload"
