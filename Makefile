@@ -21,12 +21,12 @@ PROGS    := $(BUILD)/eventsd $(BUILD)/eventsd-pub
 TEST_SRC := $(wildcard test/test_*.c)
 TESTS    := $(TEST_SRC:test/%.c=$(BUILD)/test/%)
 
-.PHONY: all clean install check unit asan-unit integration demo deps bench
+.PHONY: all clean install install-files check unit asan-unit integration demo deps bench man deb deb-check
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -40,7 +40,7 @@ $(BUILD)/eventsd-pub: $(BUILD)/daemon/pub_main.o $(LIB)
 
 $(BUILD)/test/%: test/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DFIXTURES_DIR='"$(FIXTURES_DIR)"' -DSRC_DIR='"$(CURDIR)"' $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcriterion
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DFIXTURES_DIR='"$(FIXTURES_DIR)"' -DSRC_DIR='"$(CURDIR)"' $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcriterion
 
 FIXTURES_DIR ?= $(abspath $(CURDIR)/../shared/fixtures/salt)
 
@@ -62,6 +62,7 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) asan-unit
 	$(MAKE) integration
+	$(MAKE) deb-check
 
 demo: deps
 	$(MAKE) all
@@ -71,17 +72,52 @@ bench: deps
 	$(MAKE) all
 	test/bench.sh $(BUILD)
 
-install: $(PROGS)
+# Man pages: one txt2man source next to the code each (NAME.SECTION.txt).
+MAN_SRC  := daemon/eventsd.8.txt daemon/eventsd-pub.1.txt etc/eventsd.conf.5.txt
+MANS     := $(foreach m,$(MAN_SRC),$(BUILD)/man/$(basename $(notdir $(m))))
+VERSION  := $(shell sed -n '1s/.*(\(.*\)).*/\1/p' debian/changelog)
+
+# Reproducible: dpkg-buildpackage sets SOURCE_DATE_EPOCH; a checkout uses its last commit.
+MAN_DATE := $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} +%Y-%m-%d)
+
+man: $(MANS)
+
+define man_rule
+$(BUILD)/man/$(basename $(notdir $(1))): $(1)
+	@mkdir -p $(BUILD)/man
+	txt2man -t $(basename $(basename $(notdir $(1)))) -s $(patsubst .%,%,$(suffix $(basename $(1)))) \
+	    -r "eventsd $(VERSION)" -v "eventsd manual" -d "$(MAN_DATE)" $(1) > $$@
+endef
+$(foreach m,$(MAN_SRC),$(eval $(call man_rule,$(m))))
+
+install: install-files
+
+install-files: $(PROGS) $(MANS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/eventsd \
-	           $(DESTDIR)$(PREFIX)/share/eventsd/sql/sqlite
+	           $(DESTDIR)$(PREFIX)/share/eventsd/sql/sqlite $(DESTDIR)$(PREFIX)/share/man/man1 \
+	           $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(BUILD)/eventsd $(DESTDIR)$(PREFIX)/sbin/eventsd
 	install -m 0755 $(BUILD)/eventsd-pub $(DESTDIR)$(PREFIX)/bin/eventsd-pub
 	install -m 0644 sql/sqlite/*.sql $(DESTDIR)$(PREFIX)/share/eventsd/sql/sqlite/
+	install -m 0644 sql/README.md $(DESTDIR)$(PREFIX)/share/eventsd/sql/README.md
+	for m in $(MANS); do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
 	sed 's|^sql_dir = .*|sql_dir = "$(PREFIX)/share/eventsd/sql";|' etc/eventsd.conf \
 	    > $(DESTDIR)/etc/eventsd/eventsd.conf
 	chmod 0640 $(DESTDIR)/etc/eventsd/eventsd.conf
 
+# The Debian package, built from this tree into build/deb/ (dpkg-buildpackage writes to ..).
+deb:
+	dpkg-buildpackage -b -us -uc
+	mkdir -p build/deb
+	mv ../eventsd_$(VERSION)_*.deb ../eventsd-dbgsym_$(VERSION)_*.deb ../eventsd_$(VERSION)_*.buildinfo \
+	   ../eventsd_$(VERSION)_*.changes build/deb/ 2>/dev/null || true
+	ls -l build/deb
+
+deb-check: deps
+	test/deb-check.sh
+
 clean:
-	rm -rf build build-asan build-clang demo
+	rm -rf build build-asan build-clang demo debian/eventsd debian/.debhelper debian/files \
+	       debian/*.substvars debian/*.debhelper.log debian/debhelper-build-stamp
 
 -include $(LIB_OBJ:.o=.d)
