@@ -75,6 +75,16 @@ void log_msg(log_level_t level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Logs a complaint's line with the count of repeats it swallowed, and resets that count. */
+static void log_counted(log_complaint_t *c, log_level_t level, const char *fmt, va_list ap)
+{
+    char suffix[48] = "";
+    if (c->suppressed)
+        snprintf(suffix, sizeof suffix, " suppressed=%llu", (unsigned long long) c->suppressed);
+    log_vmsg(level, suffix, fmt, ap);
+    c->suppressed = 0;
+}
+
 void log_complain(log_complaint_t *c, log_level_t level, const char *fmt, ...)
 {
     int64_t now = clock_ms();
@@ -83,29 +93,21 @@ void log_complain(log_complaint_t *c, log_level_t level, const char *fmt, ...)
         c->suppressed++;
         return;
     }
-    char suffix[48] = "";
-    if (c->suppressed)
-        snprintf(suffix, sizeof suffix, " suppressed=%llu", (unsigned long long) c->suppressed);
     va_list ap;
     va_start(ap, fmt);
-    log_vmsg(level, suffix, fmt, ap);
+    log_counted(c, level, fmt, ap);
     va_end(ap);
     c->active = true;
     c->last_ms = now;
-    c->suppressed = 0;
 }
 
 void log_recovered(log_complaint_t *c, const char *fmt, ...)
 {
     if (!c->active)
         return;
-    char suffix[48] = "";
-    if (c->suppressed)
-        snprintf(suffix, sizeof suffix, " suppressed=%llu", (unsigned long long) c->suppressed);
     va_list ap;
     va_start(ap, fmt);
-    log_vmsg(LOG_LVL_INFO, suffix, fmt, ap);
+    log_counted(c, LOG_LVL_INFO, fmt, ap);
     va_end(ap);
     c->active = false;
-    c->suppressed = 0;
 }
