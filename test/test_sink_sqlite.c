@@ -477,6 +477,25 @@ Test(sqlite, type_mismatch_rejects_row)
     destroy_all(evs, 2);
 }
 
+Test(sqlite, data_error_in_a_function_rejects_row)
+{
+    char tpl[256], err[512] = "";
+    worker_config_t cfg = user_config("CREATE TABLE IF NOT EXISTS j (v TEXT);",
+                                      "INSERT INTO j (v) VALUES (json(:data.k))", tpl, sizeof tpl);
+    sink_t *s = open_sink(&cfg);
+    worker_event_t *evs[] = { nk_event(1, true, 0, "[1]"), nk_event(2, true, 0, "{bad") };
+    size_t bad = 99;
+    cr_expect_eq(sink_sqlite_ops.write_batch(s, evs, 2, &bad, err, sizeof err), SINK_REJECT_ROW,
+                 "%s", err);
+    cr_expect_eq(bad, 1);
+    cr_expect(strstr(err, "malformed JSON") != NULL, "%s", err);
+    cr_expect_eq(count_rows("j"), 0);
+    write_ok(s, evs, 1);
+    cr_expect_eq(count_rows("j"), 1);
+    sink_sqlite_ops.close(&s);
+    destroy_all(evs, 2);
+}
+
 /* ---------------------------------------------------------------- transient failures */
 
 Test(sqlite, locked_database_is_retried)

@@ -386,7 +386,10 @@ static sink_result_t sqlite_write_batch(sink_t *sink, worker_event_t *const *eve
         rc = insert_one(self, events[i], i, err, errlen);
         if (rc == SQLITE_DONE)
             continue;
-        sink_result_t res = classify(rc);
+        /* The statement prepared fine, so a generic error while stepping one row comes from
+         * that row's data (json() on malformed text, a user function): reject the row rather
+         * than let one event restart the worker forever. */
+        sink_result_t res = (rc & 0xff) == SQLITE_ERROR ? SINK_REJECT_ROW : classify(rc);
         if (res == SINK_REJECT_ROW && bad_index)
             *bad_index = i;
         return abort_batch(self, res, err, errlen);
