@@ -458,7 +458,8 @@ static void load_bus(loader_t *ld, const config_setting_t *root)
 
 static const char *const worker_keys[] = {
     "name", "sink", "processes", "database", "template", "path", "dead_letter",
-    "busy_timeout_ms", "max_inflight", "batch", NULL
+    "busy_timeout_ms", "max_inflight", "batch", "conninfo", "host", "port", "socket", "user",
+    "password", "connect_timeout_ms", NULL
 };
 static const char *const batch_keys[] = { "size", "interval_ms", NULL };
 
@@ -469,14 +470,26 @@ typedef struct {
 } sink_spec_t;
 
 static const char *const sqlite_required[] = { "template", "database", NULL };
-static const char *const sqlite_foreign[] = { "path", NULL };
+static const char *const sqlite_foreign[] = { "path", "conninfo", "host", "port", "socket",
+                                              "user", "password", "connect_timeout_ms", NULL };
 static const char *const file_required[] = { "path", NULL };
-static const char *const file_foreign[] = { "template", "database", "busy_timeout_ms", NULL };
+static const char *const file_foreign[] = { "template", "database", "busy_timeout_ms",
+                                            "conninfo", "host", "port", "socket", "user",
+                                            "password", "connect_timeout_ms", NULL };
+static const char *const pgsql_required[] = { "template", "conninfo", NULL };
+static const char *const pgsql_foreign[] = { "path", "database", "busy_timeout_ms", "host",
+                                             "port", "socket", "user", "password", NULL };
+static const char *const mysql_required[] = { "template", "database", "user", NULL };
+static const char *const mysql_foreign[] = { "path", "busy_timeout_ms", "conninfo", NULL };
 
 static const sink_spec_t sinks[] = {
     { "sqlite", sqlite_required, sqlite_foreign },
     { "file", file_required, file_foreign },
+    { "pgsql", pgsql_required, pgsql_foreign },
+    { "mysql", mysql_required, mysql_foreign },
 };
+
+#define SINK_NAMES "sqlite, file, pgsql or mysql"
 
 /* Message fragments for one worker; label is "worker 'name'" or "worker #N". */
 typedef struct {
@@ -525,7 +538,7 @@ static const sink_spec_t *worker_sink(loader_t *ld, const config_setting_t *g,
     const char *v;
     int r = get_string(ld, &wc->sc, g, "sink", &v);
     if (r == 0)
-        problem(ld, g, "missing key 'sink' in %s (expected sqlite or file)", wc->label);
+        problem(ld, g, "missing key 'sink' in %s (expected " SINK_NAMES ")", wc->label);
     if (r != 1)
         return NULL;
     for (size_t i = 0; i < sizeof sinks / sizeof *sinks; i++)
@@ -533,7 +546,7 @@ static const sink_spec_t *worker_sink(loader_t *ld, const config_setting_t *g,
             w->sink = xstrdup(ld, v);
             return &sinks[i];
         }
-    problem(ld, member(g, "sink"), "unknown sink '%s' in %s (expected sqlite or file)", v,
+    problem(ld, member(g, "sink"), "unknown sink '%s' in %s (expected " SINK_NAMES ")", v,
             wc->label);
     return NULL;
 }
@@ -556,6 +569,8 @@ static void worker_numbers(loader_t *ld, const config_setting_t *g, const worker
 {
     get_int_field(ld, &wc->sc, g, "processes", 1, 64, &w->processes);
     get_int_field(ld, &wc->sc, g, "busy_timeout_ms", 0, MS_MAX, &w->busy_timeout_ms);
+    get_int_field(ld, &wc->sc, g, "port", 1, 65535, &w->port);
+    get_int_field(ld, &wc->sc, g, "connect_timeout_ms", 100, MS_MAX, &w->connect_timeout_ms);
     config_setting_t *b = get_group(ld, &wc->sc, g, "batch");
     if (b) {
         check_keys(ld, &wc->batch_sc, b, batch_keys);
@@ -600,19 +615,40 @@ static void worker_paths(loader_t *ld, const config_setting_t *g, const worker_c
     const char *dir = ld->cfg->sql_dir ? ld->cfg->sql_dir : ld->conf_dir;
     w->template_line = setting_line(g, "template");
     w->template_path = path_key(ld, &wc->sc, g, "template", dir, NULL);
-    if (w->template_path && !(w->sink && strcmp(w->sink, "sqlite") != 0))
+    if (w->template_path)
         check_template(ld, member(g, "template"), w->template_path);
-    if (get_string(ld, &wc->sc, g, "database", &v) == 1)
-        w->database = sqlite_special(v) ? xstrdup(ld, v) : resolve_path(ld, ld->conf_dir, v);
+    bool is_mysql = w->sink && strcmp(w->sink, "mysql") == 0;
+    if (get_string(ld, &wc->sc, g, "database", &v) == 1)   /* mysql: a name, not a path */
+        w->database = is_mysql || sqlite_special(v) ? xstrdup(ld, v)
+                                                    : resolve_path(ld, ld->conf_dir, v);
+    w->socket = path_key(ld, &wc->sc, g, "socket", ld->conf_dir, NULL);
     w->path = path_key(ld, &wc->sc, g, "path", ld->conf_dir, NULL);
     w->dead_letter = path_key(ld, &wc->sc, g, "dead_letter", ld->conf_dir, NULL);
+}
+
+/* Database servers (pgsql: conninfo; mysql: host, port, socket, user, password). */
+static void worker_connection(loader_t *ld, const config_setting_t *g, const worker_ctx_t *wc,
+                              worker_config_t *w)
+{
+    const char *v;
+    if (get_string(ld, &wc->sc, g, "conninfo", &v) == 1)
+        w->conninfo = xstrdup(ld, v);
+    if (get_string(ld, &wc->sc, g, "user", &v) == 1)
+        w->user = xstrdup(ld, v);
+    if (get_string(ld, &wc->sc, g, "password", &v) == 1)
+        w->password = xstrdup(ld, v);
+    if (get_string(ld, &wc->sc, g, "host", &v) == 1)
+        w->host = xstrdup(ld, v);
+    else if (w->sink && strcmp(w->sink, "mysql") == 0)
+        w->host = xstrdup(ld, "127.0.0.1");
 }
 
 static void load_worker(loader_t *ld, const config_setting_t *g, int idx, worker_config_t *w)
 {
     worker_ctx_t wc;
     *w = (worker_config_t){ .processes = 1, .batch_size = 500, .batch_interval_ms = 1000,
-                            .busy_timeout_ms = 10000,
+                            .busy_timeout_ms = 10000, .port = 3306,
+                            .connect_timeout_ms = 5000,
                             .line = config_setting_source_line(g) };
     worker_name(ld, g, idx, w, &wc);
     check_keys(ld, &wc.sc, g, worker_keys);
@@ -621,6 +657,7 @@ static void load_worker(loader_t *ld, const config_setting_t *g, int idx, worker
         worker_sink_keys(ld, g, &wc, spec);
     worker_numbers(ld, g, &wc, w);
     worker_paths(ld, g, &wc, w);
+    worker_connection(ld, g, &wc, w);
 }
 
 static void check_duplicate_workers(loader_t *ld, const config_setting_t *list)
@@ -813,6 +850,12 @@ static void make_fingerprint(loader_t *ld, worker_config_t *w)
     fp_str(f, "database", w->database);
     fp_str(f, "path", w->path);
     fp_str(f, "dead_letter", w->dead_letter);
+    fp_str(f, "conninfo", w->conninfo);
+    fp_str(f, "host", w->host);
+    fp_str(f, "socket", w->socket);
+    fp_str(f, "user", w->user);
+    fp_str(f, "password", w->password);
+    fprintf(f, "port=%d;connect_timeout_ms=%d;", w->port, w->connect_timeout_ms);
     if (fclose(f) != 0 || !buf) {
         free(buf);
         ld->oom = true;
@@ -931,6 +974,11 @@ static void worker_free(worker_config_t *w)
     free(w->database);
     free(w->path);
     free(w->dead_letter);
+    free(w->conninfo);
+    free(w->host);
+    free(w->socket);
+    free(w->user);
+    free(w->password);
     free(w->fingerprint);
 }
 

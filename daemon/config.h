@@ -49,7 +49,18 @@ typedef struct {
                                  acked; default 4 * batch_size, >= batch_size, <= 10000000 */
     char *template_path;      /* workers[i].template (sqlite: required; resolved, absolute) */
     int   template_line;      /* line of the template key, for template compile errors */
-    char *database;           /* workers[i].database (sqlite: required; resolved) */
+    char *database;           /* workers[i].database (sqlite: required, a path, resolved;
+                                 mysql: required, the database name, kept as written) */
+    char *conninfo;           /* workers[i].conninfo (pgsql: required; a libpq connection string
+                                 or URI; may hold a password: never logged) */
+    char *host;               /* workers[i].host (mysql), default "127.0.0.1" */
+    int   port;               /* workers[i].port (mysql), default 3306, range 1..65535 */
+    char *socket;             /* workers[i].socket (mysql): unix socket path, optional; used
+                                 instead of host/port when set (resolved) */
+    char *user;               /* workers[i].user (mysql), required */
+    char *password;           /* workers[i].password (mysql), optional; never logged */
+    int   connect_timeout_ms; /* workers[i].connect_timeout_ms (pgsql, mysql), default 5000,
+                                 range 100..3600000 */
     char *path;               /* workers[i].path (file: required; resolved) */
     char *dead_letter;        /* workers[i].dead_letter: optional JSON-lines file (resolved) */
     int   busy_timeout_ms;    /* workers[i].busy_timeout_ms (sqlite), default 10000,

@@ -73,7 +73,10 @@ static eventsd_config_t *load_checked(const char *path, char *err, size_t errlen
     for (int i = 0; i < cfg->n_workers; i++) {
         const sink_ops_t *ops = sink_lookup(cfg->workers[i].sink);
         char one[1024];
-        if (ops && ops->check(&cfg->workers[i], one, sizeof one) < 0 && used < errlen)
+        if (!ops)
+            snprintf(one, sizeof one, "%s:%d: sink '%s' is not built into this eventsd",
+                     cfg->path, cfg->workers[i].line, cfg->workers[i].sink);
+        if ((!ops || ops->check(&cfg->workers[i], one, sizeof one) < 0) && used < errlen)
             used += (size_t) snprintf(err + used, errlen - used, "%s%s", used ? "\n" : "", one);
     }
     if (used) {

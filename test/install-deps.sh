@@ -3,7 +3,8 @@
 # nothing when everything is present. Run as root on Debian 12 (make demo / make check do).
 set -eu
 PKGS="make gcc clang pkg-config libzmq3-dev libczmq-dev libpcre2-dev libmsgpack-dev
-libconfig-dev libsqlite3-dev libcriterion-dev libsystemd-dev sqlite3 procps"
+libconfig-dev libsqlite3-dev libcriterion-dev libsystemd-dev libpq-dev
+default-libmysqlclient-dev sqlite3 procps"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -171,9 +171,17 @@ static const error_case_t error_cases[] = {
       { { 4, "unknown bus type 'udp' in 'bus.type' (expected auto, zmq, salt-ipc or salt-tcp)" } } },
     { "unknown sink",
       HEAD "workers = ( { name = \"a\"; sink = \"postgres\"; } );\n" RULE_A,
-      { { 2, "unknown sink 'postgres' in worker 'a' (expected sqlite or file)" } } },
+      { { 2, "unknown sink 'postgres' in worker 'a' (expected sqlite, file, pgsql or mysql)" } } },
+    { "pgsql without conninfo, with a mysql key",
+      HEAD "workers = (\n { name = \"a\"; sink = \"pgsql\"; template = \"t.sql\"; user = \"u\"; }\n);\n" RULE_A,
+      { { 3, "missing key 'conninfo' in worker 'a' (required by sink 'pgsql')" },
+        { 3, "key 'user' in worker 'a' does not apply to sink 'pgsql'" } } },
+    { "mysql without user, port out of range",
+      HEAD "workers = (\n { name = \"a\"; sink = \"mysql\"; template = \"t.sql\"; database = \"salt\"; port = 70000; }\n);\n" RULE_A,
+      { { 3, "missing key 'user' in worker 'a' (required by sink 'mysql')" },
+        { 3, "'port' in worker 'a' must be an integer between 1 and 65535" } } },
     { "missing sink", HEAD "workers = ( { name = \"a\"; } );\n" RULE_A,
-      { { 2, "missing key 'sink' in worker 'a' (expected sqlite or file)" } } },
+      { { 2, "missing key 'sink' in worker 'a' (expected sqlite, file, pgsql or mysql)" } } },
     { "missing worker name",
       HEAD "workers = ( { sink = \"file\"; path = \"x\"; } );\n" RULE_A,
       { { 2, "missing key 'name' in worker #1" }, { 3, "rule #1 names unknown worker 'a'" } } },
@@ -231,7 +239,7 @@ static const error_case_t error_cases[] = {
            "rules = ( { tag = \"^\"; workers = [ \"a\", \"zz\" ]; priority = \"yes\"; } );\n"
            "bus = { type = \"udp\"; port = 70000; };\n",
       { { 2, "unknown key 'batchsize' at top level" },
-        { 4, "unknown sink 'pg' in worker 'a' (expected sqlite or file)" },
+        { 4, "unknown sink 'pg' in worker 'a' (expected sqlite, file, pgsql or mysql)" },
         { 4, "'processes' in worker 'a' must be an integer between 1 and 64" },
         { 6, "rule #1 names unknown worker 'zz'" },
         { 6, "'priority' in rule #1 must be a boolean (true or false)" },
@@ -496,6 +504,30 @@ Test(config, max_inflight_default_follows_batch_size)
         HEAD WORKER_A_WITH(SQLITE_KEYS " batch = { size = 7; };") RULE_A, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     cr_expect(eq(int, c->workers[0].max_inflight, 28));
+    eventsd_config_destroy(&c);
+}
+
+Test(config, database_server_workers)
+{
+    char err[2048];
+    eventsd_config_t *c = load_text(
+        HEAD "workers = (\n"
+        " { name = \"pg\"; sink = \"pgsql\"; template = \"t.sql\";\n"
+        "   conninfo = \"host=127.0.0.1 dbname=salt\"; connect_timeout_ms = 2500; },\n"
+        " { name = \"my\"; sink = \"mysql\"; template = \"t.sql\"; database = \"salt\";\n"
+        "   user = \"eventsd\"; password = \"s3cret\"; socket = \"my.sock\"; }\n"
+        ");\n"
+        "rules = ( { tag = \"^\"; workers = [ \"pg\", \"my\" ]; } );\n", err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_expect(eq(str, c->workers[0].conninfo, "host=127.0.0.1 dbname=salt"));
+    cr_expect(eq(int, c->workers[0].connect_timeout_ms, 2500));
+    cr_expect(eq(str, c->workers[1].database, "salt"), "a mysql database is a name, not a path");
+    cr_expect(eq(str, c->workers[1].host, "127.0.0.1"));
+    cr_expect(eq(int, c->workers[1].port, 3306));
+    cr_expect(eq(str, c->workers[1].user, "eventsd"));
+    cr_expect(eq(str, c->workers[1].password, "s3cret"));
+    cr_expect(c->workers[1].socket[0] == '/', "socket resolved: %s", c->workers[1].socket);
+    cr_expect(eq(int, c->workers[1].connect_timeout_ms, 5000));
     eventsd_config_destroy(&c);
 }
 
