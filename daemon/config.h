@@ -41,7 +41,7 @@ typedef struct {
 
 typedef struct {
     char *name;               /* workers[i].name: unique, [A-Za-z0-9_-]{1,64} */
-    char *sink;               /* workers[i].sink: "sqlite" | "file" */
+    char *sink;               /* workers[i].sink: "sqlite" | "file" | "pgsql" | "mysql" */
     int   processes;          /* workers[i].processes, default 1, range 1..64 */
     int   batch_size;         /* workers[i].batch.size, default 500, range 1..100000 */
     int   batch_interval_ms;  /* workers[i].batch.interval_ms, default 1000, range 1..3600000 */

@@ -670,6 +670,7 @@ Test(config, example_eventsd_conf_is_valid_and_documents_every_key)
         "reconnect_max_ms =", "interval =", "timeout_ms =", "name =", "sink =", "processes =",
         "database =", "template =", "dead_letter =", "busy_timeout_ms =", "max_inflight =",
         "size =", "interval_ms =", "tag =", "fun =", "workers =", "priority =",
+        "conninfo =", "user =", "password =", "socket =", "connect_timeout_ms =",
     };
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         cr_expect(strstr(text, keys[i]) != NULL, "eventsd.conf does not show '%s'", keys[i]);
