@@ -1,0 +1,21 @@
+#!/bin/bash
+# with-servers.sh COMMAND...: starts PostgreSQL and MariaDB on loopback in a private temp dir
+# (test/servers.sh), exports their EVENTSD_PG_* / EVENTSD_MYSQL_* settings, runs COMMAND, and
+# stops both servers whatever COMMAND did. The exit code is COMMAND's.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+dir=$(mktemp -d /tmp/eventsd-db.XXXXXX)
+stop_all() {
+    "$here/servers.sh" stop pgsql "$dir" >/dev/null 2>&1 || true
+    "$here/servers.sh" stop mysql "$dir" >/dev/null 2>&1 || true
+    rm -rf "$dir"
+}
+trap stop_all EXIT
+eval "$("$here/servers.sh" start pgsql "$dir")"
+eval "$("$here/servers.sh" start mysql "$dir")"
+export EVENTSD_DB_DIR=$dir
+set +e
+"$@"
+rc=$?
+set -e
+exit "$rc"
