@@ -21,7 +21,7 @@ PROGS    := $(BUILD)/eventsd $(BUILD)/eventsd-pub
 TEST_SRC := $(wildcard test/test_*.c)
 TESTS    := $(TEST_SRC:test/%.c=$(BUILD)/test/%)
 
-.PHONY: all clean install install-files check unit asan-unit integration demo deps bench man deb deb-check
+.PHONY: all clean install install-files check unit asan-unit integration demo deps db-deps bench man deb deb-check
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -47,16 +47,22 @@ FIXTURES_DIR ?= $(abspath $(CURDIR)/../shared/fixtures/salt)
 deps:
 	test/install-deps.sh
 
+# PostgreSQL and MariaDB servers for the sink tests (not needed by `make demo`).
+db-deps: deps
+	test/install-db-deps.sh
+
+# Unit tests of the database sinks talk to real servers: test/with-servers.sh starts them.
 unit: $(TESTS)
-	@set -e; for t in $(TESTS); do echo "== $$t"; $$t --jobs 2 --timeout 120; done
+	@test/with-servers.sh sh -c 'set -e; for t in $(TESTS); do echo "== $$t"; $$t --jobs 2 --timeout 120; done'
+
 
 asan-unit:
 	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" unit
 
 integration: $(PROGS)
-	test/run-integration.sh $(BUILD)
+	test/with-servers.sh test/run-integration.sh $(BUILD)
 
-check: deps
+check: db-deps
 	$(MAKE) all
 	$(MAKE) CC=clang BUILD=build-clang all
 	$(MAKE) unit

@@ -38,5 +38,6 @@ const sink_ops_t *sink_lookup(const char *name);
 
 extern const sink_ops_t sink_sqlite_ops;
 extern const sink_ops_t sink_file_ops;
+extern const sink_ops_t sink_mysql_ops;
 
 #endif
