@@ -1,4 +1,4 @@
-/* sink: the one interface every storage backend implements (sqlite, file; later pgsql, mysql,
+/* sink: the one interface every storage backend implements (sqlite, file, pgsql, mysql; later
  * graphite, redis). Batching, retry with backoff, dead-lettering and acks live once, in the
  * worker, outside the sinks.
  *
@@ -39,5 +39,6 @@ const sink_ops_t *sink_lookup(const char *name);
 extern const sink_ops_t sink_sqlite_ops;
 extern const sink_ops_t sink_file_ops;
 extern const sink_ops_t sink_mysql_ops;
+extern const sink_ops_t sink_pgsql_ops;
 
 #endif

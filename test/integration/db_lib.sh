@@ -35,7 +35,7 @@ CONF
 # dbq KIND SQL: one query, tab-separated rows, no headers.
 dbq() {
     if [ "$1" = pgsql ]; then
-        psql "$EVENTSD_PG_CONNINFO" -qAtX -F '|' -c "$2"
+        PGOPTIONS=--client-min-messages=warning psql "$EVENTSD_PG_CONNINFO" -qAtX -F '|' -c "$2"
     else
         mariadb -h "$EVENTSD_MYSQL_HOST" -P "$EVENTSD_MYSQL_PORT" -u "$EVENTSD_MYSQL_USER" \
             -p"$EVENTSD_MYSQL_PASSWORD" "$EVENTSD_MYSQL_DATABASE" -N -B -e "$2" | tr '\t' '|'
