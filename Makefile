@@ -96,15 +96,19 @@ $(BUILD)/man/$(basename $(notdir $(1))): $(1)
 endef
 $(foreach m,$(MAN_SRC),$(eval $(call man_rule,$(m))))
 
+SQL_DIALECTS := sqlite pgsql mysql
+
 install: install-files
 
 install-files: $(PROGS) $(MANS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/eventsd \
-	           $(DESTDIR)$(PREFIX)/share/eventsd/sql/sqlite $(DESTDIR)$(PREFIX)/share/man/man1 \
+	           $(addprefix $(DESTDIR)$(PREFIX)/share/eventsd/sql/,$(SQL_DIALECTS)) \
+	           $(DESTDIR)$(PREFIX)/share/man/man1 \
 	           $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(BUILD)/eventsd $(DESTDIR)$(PREFIX)/sbin/eventsd
 	install -m 0755 $(BUILD)/eventsd-pub $(DESTDIR)$(PREFIX)/bin/eventsd-pub
-	install -m 0644 sql/sqlite/*.sql $(DESTDIR)$(PREFIX)/share/eventsd/sql/sqlite/
+	for d in $(SQL_DIALECTS); do \
+	    install -m 0644 sql/$$d/*.sql $(DESTDIR)$(PREFIX)/share/eventsd/sql/$$d/; done
 	install -m 0644 sql/README.md $(DESTDIR)$(PREFIX)/share/eventsd/sql/README.md
 	for m in $(MANS); do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
 	sed 's|^sql_dir = .*|sql_dir = "$(PREFIX)/share/eventsd/sql";|' etc/eventsd.conf \
