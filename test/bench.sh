@@ -3,11 +3,28 @@
 # baseline measured in the same run on the same disk: the sqlite3 shell inserting the same
 # number of equally sized rows into the same schema, 1000 rows per transaction (the ceiling of
 # the sink). Also: the master's CPU per event, its peak RSS, and the priority-event latency.
+# PostgreSQL and MariaDB too (BENCH_DB=0 skips them): the same rows into the same salt_returns
+# schema, with a baseline by the database's own client in the same run (psql: generate_series
+# INSERT ... SELECT; mariadb: INSERT ... SELECT from the seq_0_to_999 sequence table; 1000 rows
+# per transaction, ON CONFLICT / ON DUPLICATE KEY like the templates) against eventsd-pub ->
+# eventsd -> that database with 1 and 2 worker processes. The servers come from
+# test/with-servers.sh: without EVENTSD_PG_CONNINFO this script re-runs itself under it.
 # Figures only; no pass/fail thresholds (they belong to no test).
 set -euo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+DB=${BENCH_DB:-1}
+if [ "$DB" != 0 ] && [ -z "${EVENTSD_PG_CONNINFO:-}" ] && [ -z "${EVENTSD_BENCH_UNDER_SERVERS:-}" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        test/install-db-deps.sh >&2
+        export EVENTSD_BENCH_UNDER_SERVERS=1    # no second attempt if the servers give no conninfo
+        exec test/with-servers.sh "$ROOT/test/bench.sh" "$BUILD"
+    fi
+    echo "bench: not root, so no PostgreSQL/MariaDB servers (test/with-servers.sh needs root); SQLite only" >&2
+fi
+[ -n "${EVENTSD_PG_CONNINFO:-}" ] && [ -n "${EVENTSD_MYSQL_PORT:-}" ] || DB=0
+NDB=${BENCH_DB_EVENTS:-50000}      # job returns per PostgreSQL/MariaDB run
 N=${BENCH_EVENTS:-100000}          # job returns per run
 MINIONS=100
 JOBS=$(( N / MINIONS ))
@@ -20,6 +37,30 @@ ticks=$(getconf CLK_TCK)
 ms() { date +%s%3N; }
 rows() { sqlite3 "$1" "SELECT count(*) FROM salt_returns" 2>/dev/null || echo 0; }
 wait_rows() { until [ "$(rows "$1")" = "$2" ]; do sleep 0.05; done; }
+pgq() { PGOPTIONS=--client-min-messages=warning psql "$EVENTSD_PG_CONNINFO" -qAtX -v ON_ERROR_STOP=1 "$@"; }
+myq() { MYSQL_PWD=$EVENTSD_MYSQL_PASSWORD mariadb --no-defaults -h "$EVENTSD_MYSQL_HOST" -P "$EVENTSD_MYSQL_PORT" \
+            -u "$EVENTSD_MYSQL_USER" "$EVENTSD_MYSQL_DATABASE" -N -B "$@"; }
+dbq() { if [ "$1" = pgsql ]; then pgq -c "$2"; else myq -e "$2"; fi; }
+# db_fresh KIND: empty tables (the sinks create them again from schema.sql), and for PostgreSQL
+# a checkpoint so that no run pays for the previous run's dirty pages.
+db_fresh() {
+    dbq "$1" "DROP TABLE IF EXISTS salt_events, salt_returns, jids" >/dev/null
+    if [ "$1" = pgsql ]; then
+        psql "host=127.0.0.1 port=$EVENTSD_PG_PORT dbname=eventsd user=postgres" -qAtX -c CHECKPOINT >/dev/null
+    fi
+}
+# wait_db_rows KIND N PID: until KIND's salt_returns holds N rows; fails when PID dies or after 300 s.
+wait_db_rows() {
+    local end=$(( $(date +%s) + 300 ))
+    until [ "$(dbq "$1" "SELECT count(*) FROM salt_returns" 2>/dev/null || echo 0)" = "$2" ]; do
+        if ! kill -0 "$3" 2>/dev/null || [ "$(date +%s)" -ge "$end" ]; then
+            echo "bench: $1 never reached $2 rows; eventsd log tail:" >&2
+            tail -n 20 "$W/$1-run-"*/eventsd.log >&2 || true
+            exit 1
+        fi
+        sleep 0.05
+    done
+}
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 baseline() {
@@ -62,6 +103,66 @@ CONF
     echo "$elapsed $cpu $rss"
 }
 
+db_baseline() {   # db_baseline KIND -> elapsed ms for NDB rows, 1000 per transaction
+    local kind=$1 b t0
+    db_fresh "$kind"
+    if [ "$kind" = pgsql ]; then pgq -f sql/pgsql/schema.sql >/dev/null; else myq < sql/mysql/schema.sql; fi
+    t0=$(ms)
+    if [ "$kind" = pgsql ]; then
+        for (( b = 0; b < NDB; b += 1000 )); do
+            echo "BEGIN; INSERT INTO salt_returns (fun, jid, return, id, success, full_ret)
+                  SELECT 'test.ping', lpad(($b + g / $MINIONS)::text, 20, '0'), to_jsonb(repeat('x', $SIZE)),
+                         'minion-' || lpad((g % $MINIONS)::text, 4, '0'), '1',
+                         jsonb_build_object('return', repeat('y', $(( SIZE + 200 ))))
+                  FROM generate_series(0, 999) g ON CONFLICT DO NOTHING; COMMIT;"
+        done | pgq >/dev/null
+    else
+        for (( b = 0; b < NDB; b += 1000 )); do
+            echo "BEGIN; INSERT INTO salt_returns (\`fun\`, \`jid\`, \`return\`, \`id\`, \`success\`, \`full_ret\`)
+                  SELECT 'test.ping', LPAD($b + seq DIV $MINIONS, 20, '0'), JSON_QUOTE(REPEAT('x', $SIZE)),
+                         CONCAT('minion-', LPAD(seq % $MINIONS, 4, '0')), '1',
+                         JSON_OBJECT('return', REPEAT('y', $(( SIZE + 200 ))))
+                  FROM seq_0_to_999 ON DUPLICATE KEY UPDATE \`jid\` = \`jid\`; COMMIT;"
+        done | myq >/dev/null
+    fi
+    local elapsed=$(( $(ms) - t0 ))
+    [ "$(dbq "$kind" "SELECT count(*) FROM salt_returns")" = "$NDB" ] || { echo "bench: $kind baseline stored the wrong row count" >&2; exit 1; }
+    echo "$elapsed"
+}
+
+run_eventsd_db() {   # run_eventsd_db KIND PROCESSES -> "elapsed_ms cpu_ms rss_kb"
+    local kind=$1 procs=$2 dir=$W/$1-run-$2 conn jobs=$(( NDB / MINIONS ))
+    mkdir -p "$dir"
+    if [ "$kind" = pgsql ]; then
+        conn="conninfo = \"$EVENTSD_PG_CONNINFO\";"
+    else
+        conn="host = \"$EVENTSD_MYSQL_HOST\"; port = $EVENTSD_MYSQL_PORT; user = \"$EVENTSD_MYSQL_USER\";
+              password = \"$EVENTSD_MYSQL_PASSWORD\"; database = \"$EVENTSD_MYSQL_DATABASE\";"
+    fi
+    cat > "$dir/eventsd.conf" <<CONF
+master_id = "bench";
+runtime_dir = "$dir/run";
+sql_dir = "$ROOT/sql";
+bus = { type = "salt-ipc"; path = "$dir/bus.ipc"; };
+stats = { interval = 1; };
+workers = ( { name = "returns"; sink = "$kind"; $conn processes = $procs;
+              template = "$kind/salt_returns.sql"; batch = { size = 1000; interval_ms = 200; }; } );
+rules = ( { tag = "^salt/job/[0-9]+/ret/"; workers = [ "returns" ]; } );
+CONF
+    db_fresh "$kind"
+    "$BUILD/eventsd" -c "$dir/eventsd.conf" 2>"$dir/eventsd.log" &
+    daemon=$!
+    local t0; t0=$(ms)
+    "$BUILD/eventsd-pub" --bus salt-ipc --path "$dir/bus.ipc" --jobs $jobs --minions $MINIONS \
+        --return-size "$SIZE" --wait-clients 1 >/dev/null 2>&1
+    wait_db_rows "$kind" "$NDB" "$daemon"
+    local elapsed=$(( $(ms) - t0 ))
+    local cpu=$(( $(cpu_ticks $daemon) * 1000 / ticks ))
+    local rss; rss=$(awk '/VmHWM/ { print $2 }' "/proc/$daemon/status")
+    kill -TERM $daemon; wait $daemon; daemon=""
+    echo "$elapsed $cpu $rss"
+}
+
 priority_latency() {
     local dir=$W/prio
     mkdir -p "$dir"
@@ -97,4 +198,25 @@ for procs in 1 2; do
         "$(awk -v a=$rate -v b=$base_rate 'BEGIN { printf "%.2fx", a / b }')" \
         "$(awk -v c=$cpu -v n=$((N + 2 * JOBS)) 'BEGIN { printf "%.1f", c * 1000 / n }')" $(( rss / 1024 ))
 done
+if [ "$DB" != 0 ]; then
+    for kind in pgsql mysql; do
+        if [ "$kind" = pgsql ]; then
+            name=PostgreSQL; client=psql; ver=$(pgq -c "SHOW server_version" | cut -d' ' -f1)
+        else
+            name=MariaDB; client=mariadb; ver=$(myq -e "SELECT VERSION()" | cut -d- -f1)
+        fi
+        echo "$name $ver (test/with-servers.sh, loopback TCP): $NDB job returns per run (BENCH_DB_EVENTS)"
+        base_ms=$(db_baseline $kind)
+        base_rate=$(( NDB * 1000 / base_ms ))
+        printf '%-52s %8s ms %8s rows/s  1.00x\n' "baseline: $client, same schema, 1000 rows/txn" "$base_ms" "$base_rate"
+        for procs in 1 2; do
+            read -r elapsed cpu rss < <(run_eventsd_db $kind $procs)
+            rate=$(( NDB * 1000 / elapsed ))
+            printf '%-52s %8s ms %8s rows/s  %s  (master CPU %s us/event, peak RSS %s MB)\n' \
+                "eventsd-pub -> eventsd -> $name, $procs worker process(es)" "$elapsed" "$rate" \
+                "$(awk -v a=$rate -v b=$base_rate 'BEGIN { printf "%.2fx", a / b }')" \
+                "$(awk -v c=$cpu -v n=$((NDB + 2 * NDB / MINIONS)) 'BEGIN { printf "%.1f", c * 1000 / n }')" $(( rss / 1024 ))
+        done
+    done
+fi
 echo "priority event latency (publish -> committed, a 5000-event batch filling): $(priority_latency) ms"
