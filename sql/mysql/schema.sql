@@ -44,3 +44,18 @@ CREATE TABLE IF NOT EXISTS `salt_events` (
     KEY `tag` (`tag`),
     UNIQUE KEY `event_hash` (`event_hash`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Example of a user table: selected fields of salt/auth events (salt_auth.sql here, see
+-- sql/README.md). Not one of Salt's returner tables.
+CREATE TABLE IF NOT EXISTS `salt_auth` (
+    `id`         bigint       NOT NULL AUTO_INCREMENT,
+    `minion_id`  varchar(255) NOT NULL,        -- data.id
+    `act`        varchar(16)  NULL,            -- accept, pend, reject, denied, full; NULL when absent
+    `result`     tinyint(1)   NOT NULL,        -- data.result: 1 / 0
+    `stamp`      datetime(6)  NOT NULL,        -- data._stamp: naive UTC with microseconds
+    `event_hash` char(40) CHARACTER SET ascii NOT NULL, -- replay key
+    `alter_time` timestamp    DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (`id`),
+    KEY `minion_id` (`minion_id`),
+    UNIQUE KEY `event_hash` (`event_hash`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

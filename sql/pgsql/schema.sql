@@ -51,3 +51,16 @@ CREATE TABLE IF NOT EXISTS salt_events (
     event_hash char(40) NOT NULL UNIQUE          -- SHA-1 of tag and payload bytes: replay key
 );
 CREATE INDEX IF NOT EXISTS idx_salt_events_tag ON salt_events (tag);
+
+-- Example of a user table: selected fields of salt/auth events (salt_auth.sql here, see
+-- sql/README.md). Not one of Salt's returner tables.
+CREATE TABLE IF NOT EXISTS salt_auth (
+    id         bigserial PRIMARY KEY,
+    minion_id  varchar(255) NOT NULL,            -- data.id
+    act        varchar(16),                      -- accept, pend, reject, denied, full; NULL when absent
+    result     boolean NOT NULL,                 -- data.result
+    stamp      timestamp NOT NULL,               -- data._stamp: naive UTC, so no time zone
+    event_hash char(40) NOT NULL UNIQUE,         -- replay key
+    alter_time timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS idx_salt_auth_minion_id ON salt_auth (minion_id);

@@ -38,3 +38,16 @@ CREATE TABLE IF NOT EXISTS salt_events (
     event_hash TEXT NOT NULL UNIQUE          -- SHA-1 of tag and payload bytes: replay key
 );
 CREATE INDEX IF NOT EXISTS salt_events_tag ON salt_events (tag);
+
+-- Example of a user table: selected fields of salt/auth events (salt_auth.sql here, see
+-- sql/README.md). Not one of Salt's returner tables.
+CREATE TABLE IF NOT EXISTS salt_auth (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    minion_id  TEXT NOT NULL,                -- data.id
+    act        TEXT,                         -- accept, pend, reject, denied, full; NULL when absent
+    result     INTEGER NOT NULL,             -- data.result: 1 / 0
+    stamp      TEXT NOT NULL,                -- data._stamp, naive UTC ISO-8601 text
+    event_hash TEXT NOT NULL UNIQUE,         -- replay key
+    alter_time TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS salt_auth_minion_id ON salt_auth (minion_id);
