@@ -91,40 +91,6 @@ static void free_secret(char *s)
     }
 }
 
-static char *schema_path_for(const char *template_path)
-{
-    const char *slash = strrchr(template_path, '/');
-    int dirlen = slash ? (int) (slash - template_path) : 1;
-    const char *dir = slash ? template_path : ".";
-    char *path = NULL;
-    if (asprintf(&path, "%.*s/schema.sql", dirlen, dir) < 0)
-        return NULL;
-    return path;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    char chunk[8192];
-    size_t n;
-    while (mem && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, mem);
-    bool bad = !mem || ferror(f);
-    if (mem)
-        fclose(mem);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 static err_class_t classify(unsigned int code)
 {
     switch (code) {
@@ -246,18 +212,12 @@ static int query(MYSQL *db, const char *sql)
 /* Runs schema.sql beside the template, if any. */
 static sink_result_t load_schema(mysql_sink_t *self, char *err, size_t errlen)
 {
-    char *path = schema_path_for(self->template_path);
-    if (!path) {
-        snprintf(err, errlen, "out of memory");
+    char *path, *sql;
+    int found = template_schema(self->template_path, &path, &sql, err, errlen);
+    if (found < 0)
         return SINK_FATAL;
-    }
     sink_result_t res = SINK_OK;
-    if (access(path, F_OK) == 0) {
-        char *sql = slurp(path);
-        if (!sql) {
-            snprintf(err, errlen, "%s: cannot read schema", path);
-            res = SINK_FATAL;
-        }
+    if (found > 0) {
         /* statements end with ';' at the end of a line */
         char *start = sql;
         int line = 1, start_line = 1;

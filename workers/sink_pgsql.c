@@ -138,40 +138,6 @@ static err_kind_t classify(const PGconn *conn, const PGresult *res)
 
 /* ---------------------------------------------------------------- helpers */
 
-static char *schema_path_for(const char *template_path)
-{
-    const char *slash = strrchr(template_path, '/');
-    int dirlen = slash ? (int) (slash - template_path) : 1;
-    const char *dir = slash ? template_path : ".";
-    char *path = NULL;
-    if (asprintf(&path, "%.*s/schema.sql", dirlen, dir) < 0)
-        return NULL;
-    return path;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    char chunk[8192];
-    size_t n;
-    while (mem && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, mem);
-    bool bad = !mem || ferror(f);
-    if (mem)
-        fclose(mem);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -336,33 +302,26 @@ static sink_result_t exec_ok(pgsql_sink_t *self, const char *sql, const char *wh
 /* Runs schema.sql beside the template, if any, under a session advisory lock. */
 static sink_result_t load_schema(pgsql_sink_t *self, char *err, size_t errlen)
 {
-    char *path = schema_path_for(self->template_path);
-    if (!path) {
-        snprintf(err, errlen, "out of memory");
+    char *path, *sql;
+    int found = template_schema(self->template_path, &path, &sql, err, errlen);
+    if (found < 0)
         return SINK_FATAL;
-    }
     sink_result_t rc = SINK_OK;
-    if (access(path, F_OK) == 0) {
-        char *sql = slurp(path);
-        if (!sql) {
-            snprintf(err, errlen, "%s: cannot read schema", path);
-            rc = SINK_FATAL;
-        } else {
-            rc = exec_ok(self, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY ")", "schema lock",
-                         NULL, err, errlen);
-            if (rc == SINK_OK) {
-                PGresult *res = PQexec(self->conn, sql);
-                ExecStatusType st = PQresultStatus(res);
-                if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-                    rc = setup_error(self, res, path, path, sql, err, errlen);
-                else
-                    PQclear(res);
-                if (self->conn)
-                    PQclear(PQexec(self->conn, "SELECT pg_advisory_unlock_all()"));
-            }
-            free(sql);
+    if (found > 0) {
+        rc = exec_ok(self, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY ")", "schema lock", NULL,
+                     err, errlen);
+        if (rc == SINK_OK) {
+            PGresult *res = PQexec(self->conn, sql);
+            ExecStatusType st = PQresultStatus(res);
+            if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+                rc = setup_error(self, res, path, path, sql, err, errlen);
+            else
+                PQclear(res);
+            if (self->conn)
+                PQclear(PQexec(self->conn, "SELECT pg_advisory_unlock_all()"));
         }
     }
+    free(sql);
     free(path);
     return rc;
 }

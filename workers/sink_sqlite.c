@@ -35,62 +35,18 @@ typedef struct {
 /* ---------------------------------------------------------------- helpers */
 
 /* "<dir of template>/schema.sql", or NULL when out of memory. */
-static char *schema_path_for(const char *template_path)
-{
-    const char *slash = strrchr(template_path, '/');
-    int dirlen = slash ? (int) (slash - template_path) : 1;
-    const char *dir = slash ? template_path : ".";
-    char *path = NULL;
-    if (asprintf(&path, "%.*s/schema.sql", dirlen, dir) < 0)
-        return NULL;
-    return path;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    char chunk[8192];
-    size_t n;
-    while (mem && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, mem);
-    bool bad = !mem || ferror(f);
-    if (mem)
-        fclose(mem);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 /* Runs schema.sql beside the template if it exists. 0, or -1 with err. */
 static int load_schema(sqlite3 *db, const char *template_path, char *err, size_t errlen)
 {
-    char *path = schema_path_for(template_path);
-    if (!path) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+    char *path, *sql, *msg = NULL;
+    int found = template_schema(template_path, &path, &sql, err, errlen);
+    int rc = found < 0 ? -1 : 0;
+    if (found > 0 && sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: sqlite: %s", path, msg ? msg : sqlite3_errmsg(db));
+        rc = -1;
     }
-    int rc = 0;
-    if (access(path, F_OK) == 0) {
-        char *sql = slurp(path);
-        char *msg = NULL;
-        if (!sql) {
-            snprintf(err, errlen, "%s: cannot read schema", path);
-            rc = -1;
-        } else if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-            snprintf(err, errlen, "%s: sqlite: %s", path, msg ? msg : sqlite3_errmsg(db));
-            rc = -1;
-        }
-        sqlite3_free(msg);
-        free(sql);
-    }
+    sqlite3_free(msg);
+    free(sql);
     free(path);
     return rc;
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TEMPLATE_MAX_BYTES (1024 * 1024)   /* a template is one statement, not a dump */
 #define NUM_TEXT_MAX 512                   /* longer text is never a sane number */
@@ -533,11 +534,12 @@ template_t *template_compile(const char *sql_text, const char *origin, sql_diale
 
 /* ---------------------------------------------------------------- loading and accessors */
 
-static char *read_file(const char *path, char *err, size_t errlen)
+/* what: "template" or "schema", for messages. */
+static char *read_file(const char *path, const char *what, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "%s: cannot read template: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s: cannot read %s: %s", path, what, strerror(errno));
         return NULL;
     }
     char *buf = malloc(TEMPLATE_MAX_BYTES + 1);
@@ -545,7 +547,7 @@ static char *read_file(const char *path, char *err, size_t errlen)
     bool bad = !buf || ferror(f) || n > TEMPLATE_MAX_BYTES;
     fclose(f);
     if (bad) {
-        snprintf(err, errlen, "%s: cannot read template: %s", path,
+        snprintf(err, errlen, "%s: cannot read %s: %s", path, what,
                  !buf ? "out of memory" : n > TEMPLATE_MAX_BYTES ? "larger than 1 MiB"
                                                                   : "read error");
         free(buf);
@@ -553,7 +555,7 @@ static char *read_file(const char *path, char *err, size_t errlen)
     }
     buf[n] = '\0';
     if (strlen(buf) != n) {
-        snprintf(err, errlen, "%s: NUL byte in template", path);
+        snprintf(err, errlen, "%s: NUL byte in %s", path, what);
         free(buf);
         return NULL;
     }
@@ -562,12 +564,37 @@ static char *read_file(const char *path, char *err, size_t errlen)
 
 template_t *template_load(const char *path, sql_dialect_t dialect, char *err, size_t errlen)
 {
-    char *text = read_file(path, err, errlen);
+    char *text = read_file(path, "template", err, errlen);
     if (!text)
         return NULL;
     template_t *t = template_compile(text, path, dialect, err, errlen);
     free(text);
     return t;
+}
+
+int template_schema(const char *template_path, char **path, char **sql, char *err,
+                    size_t errlen)
+{
+    *path = *sql = NULL;
+    const char *slash = strrchr(template_path, '/');
+    int dirlen = slash ? (int) (slash - template_path) : 1;
+    if (asprintf(path, "%.*s/schema.sql", dirlen, slash ? template_path : ".") < 0) {
+        *path = NULL;
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (access(*path, F_OK) != 0) {
+        free(*path);
+        *path = NULL;
+        return 0;
+    }
+    *sql = read_file(*path, "schema", err, errlen);
+    if (!*sql) {
+        free(*path);
+        *path = NULL;
+        return -1;
+    }
+    return 1;
 }
 
 void template_destroy(template_t **self_p)

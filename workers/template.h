@@ -38,6 +38,13 @@ template_t *template_compile(const char *sql_text, const char *origin, sql_diale
 template_t *template_load(const char *path, sql_dialect_t dialect, char *err, size_t errlen);
 void template_destroy(template_t **self_p);
 
+/* A template's companion schema: the schema.sql in the template's directory, which database
+ * sinks run when they open (CREATE ... IF NOT EXISTS, so the shipped tables need no manual
+ * step). Returns 1 with *path and *sql (both malloc'd, the caller frees), 0 when there is no
+ * such file, -1 with err when it cannot be read. */
+int template_schema(const char *template_path, char **path, char **sql, char *err,
+                    size_t errlen);
+
 const char *template_sql(const template_t *self);   /* SQL with dialect markers */
 int template_n_params(const template_t *self);
 
