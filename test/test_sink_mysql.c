@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "sink_events.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -150,26 +151,6 @@ static long long count_jid_prefix(const char *table, const char *prefix)
 }
 
 /* ---------------------------------------------------------------- events */
-
-static void pk_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pk_key(msgpack_packer *pk, const char *s)
-{
-    pk_str(pk, s, strlen(s));
-}
-
-static worker_event_t *event_from(const char *tag, const msgpack_sbuffer *sb, uint64_t seq)
-{
-    char err[256] = "";
-    worker_event_t *ev = worker_event_new(seq, false, tag, strlen(tag), sb->data, sb->size, 64,
-                                          err, sizeof err);
-    cr_assert_not_null(ev, "%s", err);
-    return ev;
-}
 
 /* A minion's job return; id NULL leaves the id out. */
 static worker_event_t *return_event(uint64_t seq, const char *jid, const char *id,

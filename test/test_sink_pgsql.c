@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "sink_events.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 /* until workers/sink.h declares it */
@@ -151,26 +152,6 @@ static void write_ok(sink_t *s, worker_event_t *const *evs, size_t n)
 }
 
 /* ---------------------------------------------------------------- events */
-
-static void pk_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pk_key(msgpack_packer *pk, const char *s)
-{
-    pk_str(pk, s, strlen(s));
-}
-
-static worker_event_t *event_from(const char *tag, const msgpack_sbuffer *sb, uint64_t seq)
-{
-    char err[256] = "";
-    worker_event_t *ev = worker_event_new(seq, false, tag, strlen(tag), sb->data, sb->size, 64,
-                                          err, sizeof err);
-    cr_assert_not_null(ev, "%s", err);
-    return ev;
-}
 
 static worker_event_t *return_event(uint64_t seq, const char *jid, const char *id,
                                     const char *fun, bool success, const char *ret, size_t ret_len)

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "sink_events.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 #define HOSTILE "O'Brien'); DROP TABLE salt_returns;--"
@@ -75,26 +76,6 @@ static sink_t *open_sink(const worker_config_t *cfg)
 }
 
 /* ---------------------------------------------------------------- events */
-
-static void pk_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pk_key(msgpack_packer *pk, const char *s)
-{
-    pk_str(pk, s, strlen(s));
-}
-
-static worker_event_t *event_from(const char *tag, const msgpack_sbuffer *sb, uint64_t seq)
-{
-    char err[256] = "";
-    worker_event_t *ev = worker_event_new(seq, false, tag, strlen(tag), sb->data, sb->size, 64,
-                                          err, sizeof err);
-    cr_assert_not_null(ev, "%s", err);
-    return ev;
-}
 
 /* A minion's job return, as salt/job/<jid>/ret/<minion> carries it. `ret` is a str. */
 static worker_event_t *return_event(uint64_t seq, const char *jid, const char *id,
