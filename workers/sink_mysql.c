@@ -210,6 +210,18 @@ static int query(MYSQL *db, const char *sql)
 }
 
 /* Runs schema.sql beside the template, if any. */
+/* Runs every statement of sql; 0, or -1 with the error left on db. */
+static int run_statements(MYSQL *db, const char *sql)
+{
+    if (mysql_real_query(db, sql, strlen(sql)) != 0)
+        return -1;
+    int rc;
+    do {
+        mysql_free_result(mysql_store_result(db));
+    } while ((rc = mysql_next_result(db)) == 0);
+    return rc > 0 ? -1 : 0;   /* -1 from mysql_next_result: no more results */
+}
+
 static sink_result_t load_schema(mysql_sink_t *self, char *err, size_t errlen)
 {
     char *path, *sql;
@@ -217,47 +229,21 @@ static sink_result_t load_schema(mysql_sink_t *self, char *err, size_t errlen)
     if (found < 0)
         return SINK_FATAL;
     sink_result_t res = SINK_OK;
-    if (found > 0) {
-        /* statements end with ';' at the end of a line */
-        char *start = sql;
-        int line = 1, start_line = 1;
-        for (char *p = sql; res == SINK_OK && p && *p; p++) {
-            bool end = false;
-            if (*p == ';') {
-                char *q = p + 1;
-                while (*q == ' ' || *q == '\t' || *q == '\r')
-                    q++;
-                end = *q == '\n' || *q == '\0';
-            }
-            if (*p == '\n')
-                line++;
-            if (!end && p[1] != '\0')
-                continue;
-            size_t len = (size_t) (p - start) + (end ? 0 : 1);
-            const char *s = start;
-            /* skip pieces made only of whitespace and -- comments */
-            bool empty = true;
-            for (size_t i = 0; i < len && empty; i++) {
-                if (s[i] == '-' && i + 1 < len && s[i + 1] == '-') {
-                    while (i < len && s[i] != '\n')
-                        i++;
-                } else if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
-                    empty = false;
-                }
-            }
-            if (!empty && mysql_real_query(self->db, s, len) != 0) {
-                unsigned int code = mysql_errno(self->db);
-                snprintf(err, errlen, "%s:%d: mysql: %s (error %u)", path, start_line,
-                         mysql_error(self->db), code);
-                res = classify(code) == ERR_RETRY_CONN || classify(code) == ERR_RETRY
-                          ? SINK_RETRY : SINK_FATAL;
-                disconnect(self);
-            }
-            start = p + 1;
-            start_line = line;
-        }
-        free(sql);
+    /* The server splits the statements (multi-statement mode, on only for this query). */
+    if (found > 0 && (mysql_set_server_option(self->db, MYSQL_OPTION_MULTI_STATEMENTS_ON) != 0 ||
+                      run_statements(self->db, sql) != 0)) {
+        unsigned int code = mysql_errno(self->db);
+        snprintf(err, errlen, "%s: mysql: %s (error %u)", path, mysql_error(self->db), code);
+        res = classify(code) == ERR_RETRY_CONN || classify(code) == ERR_RETRY ? SINK_RETRY
+                                                                               : SINK_FATAL;
+        disconnect(self);
+    } else if (found > 0 &&
+               mysql_set_server_option(self->db, MYSQL_OPTION_MULTI_STATEMENTS_OFF) != 0) {
+        snprintf(err, errlen, "%s: mysql: %s", path, mysql_error(self->db));
+        res = SINK_RETRY;
+        disconnect(self);
     }
+    free(sql);
     free(path);
     return res;
 }

@@ -3,8 +3,8 @@
 -- plus the UNIQUE keys that make a re-delivered event a no-op.
 --
 -- Every statement is idempotent (IF NOT EXISTS): the mysql sink runs this file on every
--- worker start when it sits beside the template (see sql/README.md). Statements are split
--- on a ';' that ends a line, so keep one statement per ';'-terminated block.
+-- worker start when it sits beside the template (see sql/README.md), as one multi-statement
+-- query that the server splits.
 --
 -- utf8mb4 (not Salt's utf8 = utf8mb3): minion output can hold 4-byte UTF-8 (emoji).
 -- With utf8mb4 a varchar(255) key is 1020 bytes; UNIQUE (jid, id) is 2040, within InnoDB's
