@@ -106,18 +106,8 @@ wait_pid() {
 
 # ---- 1. packaging tools -----------------------------------------------------------------------
 "$ROOT/test/install-deps.sh"
-TOOLS="debhelper dpkg-dev fakeroot lintian txt2man adduser git systemd util-linux sqlite3 binutils"
-missing=""
-for p in $TOOLS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-        || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    note "installing:$missing"
-    apt-get update -q
-    # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends $missing </dev/null
-fi
+"$ROOT/test/install-deps.sh" debhelper dpkg-dev fakeroot lintian txt2man adduser git systemd \
+    util-linux sqlite3 binutils </dev/null
 pass "packaging tools present (debhelper dpkg-dev fakeroot lintian txt2man adduser)"
 
 # An eventsd already on this machine may be an operator's: never touch it without being told.

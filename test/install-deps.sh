@@ -1,10 +1,12 @@
 #!/bin/sh
-# Installs the Debian packages eventsd needs to build, test and run the demo; installs
-# nothing when everything is present. Run as root on Debian 12 (make demo / make check do).
+# install-deps.sh [PACKAGE...]: installs the Debian packages that are missing, and nothing when
+# everything is present. Without arguments: what eventsd needs to build, test and run the demo.
+# Run as root on Debian 12 (make demo / make check do).
 set -eu
 PKGS="make gcc clang pkg-config libzmq3-dev libczmq-dev libpcre2-dev libmsgpack-dev
 libconfig-dev libsqlite3-dev libcriterion-dev libsystemd-dev libpq-dev
 default-libmysqlclient-dev sqlite3 procps"
+[ "$#" -gt 0 ] && PKGS="$*"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
