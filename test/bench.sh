@@ -14,6 +14,7 @@ set -euo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. "$ROOT/test/integration/db_lib.sh"   # db_conn: the worker settings for the test servers
 DB=${BENCH_DB:-1}
 if [ "$DB" != 0 ] && [ -z "${EVENTSD_PG_CONNINFO:-}" ] && [ -z "${EVENTSD_BENCH_UNDER_SERVERS:-}" ]; then
     if [ "$(id -u)" = 0 ]; then
@@ -133,12 +134,7 @@ db_baseline() {   # db_baseline KIND -> elapsed ms for NDB rows, 1000 per transa
 run_eventsd_db() {   # run_eventsd_db KIND PROCESSES -> "elapsed_ms cpu_ms rss_kb"
     local kind=$1 procs=$2 dir=$W/$1-run-$2 conn jobs=$(( NDB / MINIONS ))
     mkdir -p "$dir"
-    if [ "$kind" = pgsql ]; then
-        conn="conninfo = \"$EVENTSD_PG_CONNINFO\";"
-    else
-        conn="host = \"$EVENTSD_MYSQL_HOST\"; port = $EVENTSD_MYSQL_PORT; user = \"$EVENTSD_MYSQL_USER\";
-              password = \"$EVENTSD_MYSQL_PASSWORD\"; database = \"$EVENTSD_MYSQL_DATABASE\";"
-    fi
+    conn=$(db_conn "$kind")
     cat > "$dir/eventsd.conf" <<CONF
 master_id = "bench";
 runtime_dir = "$dir/run";

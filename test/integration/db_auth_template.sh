@@ -8,15 +8,13 @@
 dbq "$KIND" "DROP TABLE IF EXISTS salt_auth" >/dev/null   # the sink creates it again
 
 if [ "$KIND" = pgsql ]; then
-    conn="conninfo = \"$EVENTSD_PG_CONNINFO\";"
     result="result::int"
     hex="event_hash ~ '^[0-9a-f]{40}\$'"
 else
-    conn="host = \"$EVENTSD_MYSQL_HOST\"; port = $EVENTSD_MYSQL_PORT; user = \"$EVENTSD_MYSQL_USER\";
-          password = \"$EVENTSD_MYSQL_PASSWORD\"; database = \"$EVENTSD_MYSQL_DATABASE\";"
     result="result"
     hex="event_hash REGEXP BINARY '^[0-9a-f]{40}\$'"
 fi
+conn=$(db_conn "$KIND")
 cat > "$T/eventsd.conf" <<CONF
 runtime_dir = "$T/run";
 sql_dir = "$ROOT/sql";

@@ -2,15 +2,20 @@
 # three returner workers on one database server, and queries against that server. The servers
 # come from test/with-servers.sh (EVENTSD_PG_*, EVENTSD_MYSQL_*, EVENTSD_DB_DIR).
 
+# db_conn KIND: the worker settings that reach the test server of KIND (pgsql|mysql).
+db_conn() {
+    if [ "$1" = pgsql ]; then
+        echo "conninfo = \"$EVENTSD_PG_CONNINFO\";"
+    else
+        echo "host = \"$EVENTSD_MYSQL_HOST\"; port = $EVENTSD_MYSQL_PORT; user = \"$EVENTSD_MYSQL_USER\";" \
+             "password = \"$EVENTSD_MYSQL_PASSWORD\"; database = \"$EVENTSD_MYSQL_DATABASE\";"
+    fi
+}
+
 # db_config FILE KIND(pgsql|mysql) [BATCH_SIZE] [BATCH_MS]
 db_config() {
     file=$1; kind=$2; size=${3:-200}; ms=${4:-200}
-    if [ "$kind" = pgsql ]; then
-        conn="conninfo = \"$EVENTSD_PG_CONNINFO\";"
-    else
-        conn="host = \"$EVENTSD_MYSQL_HOST\"; port = $EVENTSD_MYSQL_PORT; user = \"$EVENTSD_MYSQL_USER\";
-              password = \"$EVENTSD_MYSQL_PASSWORD\"; database = \"$EVENTSD_MYSQL_DATABASE\";"
-    fi
+    conn=$(db_conn "$kind")
     cat > "$file" <<CONF
 runtime_dir = "$T/run";
 sql_dir = "$ROOT/sql";

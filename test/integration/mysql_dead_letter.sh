@@ -26,9 +26,8 @@ runtime_dir = "$T/run";
 sql_dir = "$T/sql";
 bus = { type = "salt-ipc"; path = "$T/bus.ipc"; reconnect_min_ms = 50; };
 stats = { interval = 1; };
-workers = ( { name = "numbers"; sink = "mysql"; host = "$EVENTSD_MYSQL_HOST"; port = $EVENTSD_MYSQL_PORT;
-              user = "$EVENTSD_MYSQL_USER"; password = "$EVENTSD_MYSQL_PASSWORD";
-              database = "$EVENTSD_MYSQL_DATABASE"; template = "mysql/numbers.sql"; dead_letter = "$T/dead.jsonl";
+workers = ( { name = "numbers"; sink = "mysql"; $(db_conn mysql)
+              template = "mysql/numbers.sql"; dead_letter = "$T/dead.jsonl";
               batch = { size = 20; interval_ms = 100; }; } );
 rules = ( { tag = "^app/number\$"; workers = [ "numbers" ]; } );
 CONF

@@ -22,7 +22,7 @@ runtime_dir = "$T/run";
 sql_dir = "$T/sql";
 bus = { type = "salt-ipc"; path = "$T/bus.ipc"; reconnect_min_ms = 50; };
 stats = { interval = 1; };
-workers = ( { name = "numbers"; sink = "pgsql"; conninfo = "$EVENTSD_PG_CONNINFO";
+workers = ( { name = "numbers"; sink = "pgsql"; $(db_conn pgsql)
               template = "pgsql/numbers.sql"; dead_letter = "$T/dead.jsonl";
               batch = { size = 20; interval_ms = 100; }; } );
 rules = ( { tag = "^app/number\$"; workers = [ "numbers" ]; } );
