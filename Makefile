@@ -6,7 +6,7 @@ DESTDIR ?=
 BUILD   ?= build
 SANITIZE ?=
 
-PKGS     := libczmq libzmq libpcre2-8 msgpack libconfig sqlite3 libsystemd libpq mysqlclient
+PKGS     := libczmq libzmq libpcre2-8 msgpack libconfig sqlite3 libsystemd libpq mysqlclient libisal
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iproto -Idaemon -Iworkers \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SANITIZE)

@@ -25,6 +25,7 @@
 
 #define DEFAULT_BUS_PATH   "/var/run/salt/master/master_event_pub.ipc"
 #define DEFAULT_RUNTIME    "/run/eventsd"
+#define DEFAULT_SPOOL      "/var/lib/eventsd/spool"
 #define WORKER_NAME_MAX    64          /* fits log idents and runtime file names */
 #define MS_MAX             3600000LL   /* one hour: any larger timeout is a typo */
 
@@ -325,8 +326,8 @@ static void check_keys(loader_t *ld, const scope_t *sc, const config_setting_t *
 /* ---- top level, bus, stats, shutdown ---- */
 
 static const char *const top_keys[] = {
-    "master_id", "runtime_dir", "sql_dir", "log_level", "bus", "stats", "shutdown",
-    "workers", "rules", NULL
+    "master_id", "runtime_dir", "sql_dir", "log_level", "user", "group", "bus", "spool",
+    "stats", "shutdown", "workers", "rules", NULL
 };
 static const char *const bus_keys[] = {
     "type", "path", "endpoint", "host", "port", "max_event_bytes", "max_depth",
@@ -335,6 +336,11 @@ static const char *const bus_keys[] = {
 static const char *const stats_keys[] = { "interval", NULL };
 static const char *const shutdown_keys[] = { "timeout_ms", NULL };
 static const char *const bus_type_names[] = { "auto", "zmq", "salt-ipc", "salt-tcp" };
+static const char *const spool_keys[] = {
+    "dir", "sync", "sync_ms", "segment_bytes", "max_bytes", "when_full", NULL
+};
+static const char *const spool_sync_names[] = { "none", "interval", "always", NULL };
+static const char *const spool_full_names[] = { "block", "drop-oldest", NULL };
 
 static const scope_t top_scope = { "", "", "at top level" };
 
@@ -380,6 +386,12 @@ static void load_top_scalars(loader_t *ld, const config_setting_t *root)
     c->runtime_dir = path_key(ld, &top_scope, root, "runtime_dir", ld->conf_dir,
                               DEFAULT_RUNTIME);
     c->sql_dir = path_key(ld, &top_scope, root, "sql_dir", ld->conf_dir, ld->conf_dir);
+    if (get_string(ld, &top_scope, root, "user", &v) == 1)
+        c->user = xstrdup(ld, v);
+    if (get_string(ld, &top_scope, root, "group", &v) == 1)
+        c->group = xstrdup(ld, v);
+    if (c->group && !c->user)
+        problem(ld, member(root, "group"), "'group' needs 'user' (privileges are dropped to both)");
     load_log_level(ld, root);
 }
 
@@ -452,6 +464,47 @@ static void load_bus(loader_t *ld, const config_setting_t *root)
         b->endpoint = xstrdup(ld, v);
     else if (b->path)
         b->endpoint = fmt(ld, "ipc://%s", b->path);
+}
+
+/* An enum key: index of its value in names, or the default when absent or wrong (reported). */
+static int get_enum(loader_t *ld, const scope_t *sc, const config_setting_t *g, const char *key,
+                    const char *const *names, int def)
+{
+    const char *v;
+    if (get_string(ld, sc, g, key, &v) != 1)
+        return def;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(v, names[i]) == 0)
+            return i;
+    char expected[256] = "";
+    for (int i = 0; names[i]; i++)
+        snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%s",
+                 i ? (names[i + 1] ? ", " : " or ") : "", names[i]);
+    problem(ld, member(g, key), "unknown value '%s' for '%s%s' (expected %s)", v, sc->prefix,
+            key, expected);
+    return def;
+}
+
+static void load_spool(loader_t *ld, const config_setting_t *root)
+{
+    static const scope_t sc = { "spool.", "", "in 'spool'" };
+    spool_config_t *sp = &ld->cfg->spool;
+    config_setting_t *g = get_group(ld, &top_scope, root, "spool");
+    if (g) {
+        sp->line = config_setting_source_line(g);
+        check_keys(ld, &sc, g, spool_keys);
+        sp->sync = (spool_sync_t) get_enum(ld, &sc, g, "sync", spool_sync_names, sp->sync);
+        sp->when_full = (spool_full_t) get_enum(ld, &sc, g, "when_full", spool_full_names,
+                                                sp->when_full);
+        get_int_field(ld, &sc, g, "sync_ms", 1, 10000, &sp->sync_ms);
+        get_int(ld, &sc, g, "segment_bytes", 64LL << 10, 1LL << 30, &sp->segment_bytes);
+        int max_ok = get_int(ld, &sc, g, "max_bytes", 1LL << 20, 1LL << 50, &sp->max_bytes);
+        if (max_ok >= 0 && sp->max_bytes < 2 * sp->segment_bytes)
+            problem(ld, member(g, max_ok ? "max_bytes" : "segment_bytes"),
+                    "'spool.max_bytes' (%lld) must be at least twice 'spool.segment_bytes' (%lld)",
+                    sp->max_bytes, sp->segment_bytes);
+    }
+    sp->dir = path_key(ld, &sc, g, "dir", ld->conf_dir, DEFAULT_SPOOL);
 }
 
 /* ---- workers ---- */
@@ -872,6 +925,7 @@ static void load_tree(loader_t *ld, const config_setting_t *root)
     load_top_scalars(ld, root);
     load_stats_shutdown(ld, root);
     load_bus(ld, root);
+    load_spool(ld, root);
     load_workers(ld, root);   /* before rules, which refer to workers by name */
     load_rules(ld, root);
     for (int i = 0; i < ld->cfg->n_workers && !failed(ld); i++)
@@ -887,6 +941,8 @@ static eventsd_config_t *config_new(loader_t *ld, const char *path)
         .stats_interval_s = 60, .shutdown_timeout_ms = 30000,
         .bus = { .type = BUS_AUTO, .port = 4512, .max_event_bytes = 16u << 20,
                  .max_depth = PAYLOAD_MSGPACK_MAX_DEPTH, .reconnect_min_ms = 100, .reconnect_max_ms = 5000 },
+        .spool = { .sync = SPOOL_SYNC_INTERVAL, .sync_ms = 10, .segment_bytes = 64LL << 20,
+                   .max_bytes = 4LL << 30, .when_full = SPOOL_FULL_BLOCK },
     };
     ld->cfg = c;
     c->path = xstrdup(ld, path);
@@ -1005,6 +1061,9 @@ void eventsd_config_destroy(eventsd_config_t **self_p)
     free(c->bus.path);
     free(c->bus.endpoint);
     free(c->bus.host);
+    free(c->spool.dir);
+    free(c->user);
+    free(c->group);
     free(c->path);
     free(c->master_id);
     free(c->runtime_dir);
@@ -1020,6 +1079,16 @@ int config_worker_index(const eventsd_config_t *self, const char *name)
         if (self->workers[i].name && strcmp(self->workers[i].name, name) == 0)
             return i;
     return -1;
+}
+
+const char *config_spool_sync_name(spool_sync_t sync)
+{
+    return (unsigned) sync < 3 ? spool_sync_names[sync] : "unknown";
+}
+
+const char *config_spool_full_name(spool_full_t policy)
+{
+    return (unsigned) policy < 2 ? spool_full_names[policy] : "unknown";
 }
 
 const char *config_bus_type_name(bus_type_t type)

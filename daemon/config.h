@@ -39,6 +39,19 @@ typedef struct {
     int    line;              /* line of the bus group, 0 when absent */
 } bus_config_t;
 
+typedef enum { SPOOL_SYNC_NONE, SPOOL_SYNC_INTERVAL, SPOOL_SYNC_ALWAYS } spool_sync_t;
+typedef enum { SPOOL_FULL_BLOCK, SPOOL_FULL_DROP_OLDEST } spool_full_t;
+
+typedef struct {
+    char        *dir;          /* spool.dir, default /var/lib/eventsd/spool (resolved) */
+    spool_sync_t sync;         /* spool.sync: "none" | "interval" (default) | "always" */
+    int          sync_ms;      /* spool.sync_ms: group commit period, default 10, 1 .. 10000 */
+    long long    segment_bytes;/* spool.segment_bytes, default 64 MiB, 64 KiB .. 1 GiB */
+    long long    max_bytes;    /* spool.max_bytes, default 4 GiB, >= 2 * segment_bytes */
+    spool_full_t when_full;    /* spool.when_full: "block" (default) | "drop-oldest" */
+    int          line;         /* line of the spool group, 0 when absent */
+} spool_config_t;
+
 typedef struct {
     char *name;               /* workers[i].name: unique, [A-Za-z0-9_-]{1,64} */
     char *sink;               /* workers[i].sink: "sqlite" | "file" | "pgsql" | "mysql" */
@@ -92,7 +105,10 @@ typedef struct {
                                  any case in the file, lower case here */
     int   stats_interval_s;   /* stats.interval, seconds, default 60, 0 = off, max 86400 */
     int   shutdown_timeout_ms;/* shutdown.timeout_ms, default 30000, range 0 .. 3600000 */
+    char *user;               /* user: drop privileges to it after opening the bus; NULL = keep */
+    char *group;              /* group: likewise; default the user's primary group */
     bus_config_t bus;
+    spool_config_t spool;
     worker_config_t *workers;
     int   n_workers;
     rule_config_t *rules;
@@ -109,5 +125,7 @@ void eventsd_config_destroy(eventsd_config_t **self_p);
 int config_worker_index(const eventsd_config_t *self, const char *name);
 
 const char *config_bus_type_name(bus_type_t type);
+const char *config_spool_sync_name(spool_sync_t sync);
+const char *config_spool_full_name(spool_full_t policy);
 
 #endif
