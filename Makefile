@@ -131,3 +131,7 @@ clean:
 	       debian/*.substvars debian/*.debhelper.log debian/debhelper-build-stamp
 
 -include $(LIB_OBJ:.o=.d)
+
+# Fuzzing (libFuzzer, clang): `make fuzz` runs each harness for FUZZ_SECONDS; `make fuzz-check`
+# is the short pass `make check` runs. The rules live in test/fuzz.mk.
+-include test/fuzz.mk

@@ -84,6 +84,7 @@ run_eventsd() {   # run_eventsd PROCESSES -> "elapsed_ms cpu_ms rss_kb"
     cat > "$dir/eventsd.conf" <<CONF
 master_id = "bench";
 runtime_dir = "$dir/run";
+spool = { dir = "$dir/spool"; };
 sql_dir = "$ROOT/sql";
 bus = { type = "salt-ipc"; path = "$dir/bus.ipc"; };
 stats = { interval = 1; };
@@ -138,6 +139,7 @@ run_eventsd_db() {   # run_eventsd_db KIND PROCESSES -> "elapsed_ms cpu_ms rss_k
     cat > "$dir/eventsd.conf" <<CONF
 master_id = "bench";
 runtime_dir = "$dir/run";
+spool = { dir = "$dir/spool"; };
 sql_dir = "$ROOT/sql";
 bus = { type = "salt-ipc"; path = "$dir/bus.ipc"; };
 stats = { interval = 1; };
@@ -164,6 +166,7 @@ priority_latency() {
     mkdir -p "$dir"
     cat > "$dir/eventsd.conf" <<CONF
 runtime_dir = "$dir/run";
+spool = { dir = "$dir/spool"; };
 sql_dir = "$ROOT/sql";
 bus = { type = "salt-ipc"; path = "$dir/bus.ipc"; };
 workers = ( { name = "events"; sink = "sqlite"; database = "$dir/salt.db";

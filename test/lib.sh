@@ -65,6 +65,7 @@ write_config() {
     cat > "$file" <<CONF
 master_id = "it_master";
 runtime_dir = "$T/run";
+spool = { dir = "$T/spool"; };
 sql_dir = "$ROOT/sql";
 log_level = "info";
 bus = { $bus reconnect_min_ms = 50; reconnect_max_ms = 500; };

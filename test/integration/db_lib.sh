@@ -18,6 +18,7 @@ db_config() {
     conn=$(db_conn "$kind")
     cat > "$file" <<CONF
 runtime_dir = "$T/run";
+spool = { dir = "$T/spool"; };
 sql_dir = "$ROOT/sql";
 bus = { type = "salt-ipc"; path = "$T/bus.ipc"; reconnect_min_ms = 50; reconnect_max_ms = 500; };
 stats = { interval = 1; };

@@ -23,6 +23,7 @@ ON DUPLICATE KEY UPDATE `n` = `n`;
 SQL
 cat > "$T/eventsd.conf" <<CONF
 runtime_dir = "$T/run";
+spool = { dir = "$T/spool"; };
 sql_dir = "$T/sql";
 bus = { type = "salt-ipc"; path = "$T/bus.ipc"; reconnect_min_ms = 50; };
 stats = { interval = 1; };

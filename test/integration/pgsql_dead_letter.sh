@@ -19,6 +19,7 @@ INSERT INTO numbers (n, label) VALUES (:data.data.n|int, :data.data.n) ON CONFLI
 SQL
 cat > "$T/eventsd.conf" <<CONF
 runtime_dir = "$T/run";
+spool = { dir = "$T/spool"; };
 sql_dir = "$T/sql";
 bus = { type = "salt-ipc"; path = "$T/bus.ipc"; reconnect_min_ms = 50; };
 stats = { interval = 1; };

@@ -7,6 +7,7 @@
 
 cat > "$T/eventsd.conf" <<CONF
 runtime_dir = "$T/run";
+spool = { dir = "$T/spool"; };
 sql_dir = "$ROOT/sql";
 bus = { type = "salt-ipc"; path = "$T/bus.ipc"; reconnect_min_ms = 50; reconnect_max_ms = 500; };
 stats = { interval = 1; };

@@ -12,6 +12,7 @@ INSERT INTO numbers (n) VALUES (:data.data.n|int) ON CONFLICT DO NOTHING;
 SQL
 cat > "$T/eventsd.conf" <<CONF
 runtime_dir = "$T/run";
+spool = { dir = "$T/spool"; };
 sql_dir = "$T/sql";
 bus = { type = "salt-ipc"; path = "$T/bus.ipc"; reconnect_min_ms = 50; };
 stats = { interval = 1; };
