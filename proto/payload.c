@@ -339,6 +339,8 @@ static int puts_(msgpack_sbuffer *out, const char *s)
 static int put_json_string(msgpack_sbuffer *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    if (n == 0)   /* msgpack-c leaves ptr NULL for empty str/ext: no arithmetic on it */
+        return put(out, "\"\"", 2);
     if (put(out, "\"", 1) < 0)
         return -1;
     size_t run = 0;

@@ -352,12 +352,39 @@ static bool encodable(const char *tag, const void *payload, size_t payload_len)
     return ok;
 }
 
+/* "tag\n\n" + payload splits back at the FIRST "\n\n": a tag ending in '\n' would make it
+ * one byte early (tag "a\n" decodes as "a" with a payload starting "\n"). */
+static bool ends_in_newline(const char *tag, size_t tag_len)
+{
+    return tag_len > 0 && tag[tag_len - 1] == '\n';
+}
+
+/* salt_zmq_decode tries the 20-byte padded form first when byte 20 is >= 0x80 and the
+ * first "\n\n" does not end within those 20 bytes, so a "tag\n\n" message whose tag is
+ * longer than 20 bytes with such a byte at 20 decodes wrongly if the bytes from 20 on happen
+ * to be one valid map. (Shorter tags are safe: byte 20 is then '\n' or the separator lies in
+ * the first 20 bytes.) Checked at the largest depth, so no decoder's max_depth can make it
+ * validate where this check did not. */
+static bool old_form_would_win(const uint8_t *msg, size_t len, size_t tag_len)
+{
+    if (tag_len <= ZMQ_OLD_TAG_LEN || msg[ZMQ_OLD_TAG_LEN] < 0x80)
+        return false;
+    char err[128];
+    payload_t *check = payload_new(msg + ZMQ_OLD_TAG_LEN, len - ZMQ_OLD_TAG_LEN, true,
+                                   PAYLOAD_MSGPACK_MAX_DEPTH, err, sizeof err);
+    bool wins = check != NULL;
+    payload_destroy(&check);
+    return wins;
+}
+
 int salt_frame_encode_stream(msgpack_sbuffer *out, const char *tag, const void *payload,
                              size_t payload_len)
 {
     if (!encodable(tag, payload, payload_len))
         return -1;
     size_t tag_len = strlen(tag);
+    if (ends_in_newline(tag, tag_len))
+        return -1;
     size_t mark = out->size;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
@@ -395,8 +422,18 @@ int salt_frame_encode_zmq(msgpack_sbuffer *out, salt_zmq_style_t style, const ch
     if (!encodable(tag, payload, payload_len))
         return -1;
     size_t tag_len = strlen(tag);
-    if (style == SALT_ZMQ_2015 || tag_len > ZMQ_OLD_TAG_LEN)
-        return write_parts(out, tag, tag_len, "\n\n", 2, payload, payload_len);
+    if (style == SALT_ZMQ_2015 || tag_len > ZMQ_OLD_TAG_LEN) {
+        if (ends_in_newline(tag, tag_len))
+            return -1;
+        size_t mark = out->size;
+        if (write_parts(out, tag, tag_len, "\n\n", 2, payload, payload_len) != 0)
+            return -1;
+        if (old_form_would_win((const uint8_t *) out->data + mark, out->size - mark, tag_len)) {
+            out->size = mark;
+            return -1;
+        }
+        return 0;
+    }
     if (tag_len > 0 && tag[tag_len - 1] == '|')
         return -1;   /* the padding would swallow it: the decoder strips trailing '|' */
     char pad[ZMQ_OLD_TAG_LEN];

@@ -31,8 +31,12 @@
  * ZeroMQ-era decoding: a "\n\n" within the first 20 bytes selects the "tag\n\n" form;
  * otherwise byte 20 >= 0x80 selects the 20-byte '|'-padded form (trailing '|' stripped from
  * the tag), falling back to the first "\n\n" if that payload does not validate.
- * Encoders refuse (-1) tags containing "\n\n", payloads that are not one valid msgpack map,
- * and, for SALT_ZMQ_2014, tags of <= 20 bytes ending in '|' (the padding would eat them).
+ * Encoders refuse (-1) what the decoders could not give back unchanged: tags containing
+ * "\n\n", payloads that are not one valid msgpack map, tags ending in '\n' in every
+ * "tag\n\n" form (the separator would be found one byte early), for SALT_ZMQ_2014 tags of
+ * <= 20 bytes ending in '|' (the padding would eat them), and for the ZeroMQ "tag\n\n" form
+ * a message whose bytes from offset 20 (a tag byte >= 0x80 there) form a valid map, which
+ * the decoder would take for the padded form.
  */
 #ifndef EVENTSD_SALT_FRAME_H
 #define EVENTSD_SALT_FRAME_H

@@ -463,6 +463,39 @@ Test(payload_new, keeps_own_copy)
     payload_destroy(&p);   /* second call is a no-op */
 }
 
+/* Empty str, bin and ext straight off the wire: msgpack-c leaves their pointer NULL, and
+ * rendering must never offset it (found by test/fuzz/fuzz_payload_json: clang's UBSan
+ * reports NULL + 0 in put_json_string; seed payload_json/empty_str_null_ptr.msgpack). */
+typedef struct {
+    const char *bytes;
+    size_t      len;
+    const char *json;
+} wire_json_case_t;
+
+static const wire_json_case_t empty_cases[] = {
+    { "\xa0", 1, "\"\"" },
+    { "\xd9\x00", 2, "\"\"" },
+    { "\x81\xa0\xa0", 3, "{\"\": \"\"}" },
+    { "\x91\xa0", 2, "[\"\"]" },
+    { "\xc7\x00\x4e", 3, "\"\"" },                        /* empty Salt datetime */
+    { "\x81\xc7\x00\x4e\x01", 5, "{\"\": 1}" },            /* ... as a key */
+    { "\xc4\x00", 2, "{\"$bin\": \"\"}" },
+    { "\xc7\x00\x05", 3, "{\"$ext\": 5, \"$bin\": \"\"}" },
+};
+
+Test(payload_json, empty_values_off_the_wire)
+{
+    for (size_t i = 0; i < sizeof empty_cases / sizeof empty_cases[0]; i++) {
+        char err[128] = "";
+        payload_t *p = payload_new(empty_cases[i].bytes, empty_cases[i].len, false, 0, err,
+                                   sizeof err);
+        cr_assert_not_null(p, "case %zu: %s", i, err);
+        char *got = render(p, false, NULL);
+        cr_expect_str_eq(got, empty_cases[i].json, "case %zu", i);
+        free(got);
+    }
+}
+
 /* ---------------------------------------------------------------- payload_json_string */
 
 typedef struct {

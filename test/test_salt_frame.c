@@ -688,6 +688,69 @@ Test(salt_frame, encoders_refuse_what_cannot_be_decoded)
     msgpack_sbuffer_destroy(&out);
 }
 
+/* Tags the decoders would give back changed (found by test/fuzz/fuzz_salt_zmq's round-trip
+ * check; seed salt_zmq/tag_ends_in_newline.bin): a tag ending in '\n' in any "tag\n\n" form,
+ * and a long ZeroMQ tag whose bytes from offset 20 on, with the separator and the payload,
+ * form a valid map (the decoder would take the message for the 20-byte padded form). An
+ * accepted tag must decode back unchanged. */
+typedef struct {
+    int  style;      /* 0 stream, 1 SALT_ZMQ_2015, 2 SALT_ZMQ_2014 */
+    char tag[48];
+    int  rc;
+} encode_case_t;
+
+#define AMBIGUOUS_TAG "xxxxxxxxxxxxxxxxxxxx\x81\xa1" "a\xd9\x03"   /* + "\n\n\x80": {"a": "\n\n\x80"} */
+
+static const encode_case_t encode_cases[] = {
+    { 0, "app/deploy/started*\n", -1 },
+    { 1, "app/deploy/started*\n", -1 },
+    { 2, "app/deploy/started*\n", 0 },           /* padded form: the '\n' survives */
+    { 2, "short\n", 0 },
+    { 2, "salt/job/20151118093012345678/new\n", -1 },   /* long: "tag\n\n" form */
+    { 0, "\n", -1 },
+    { 1, "\n", -1 },
+    { 0, "a\nb", 0 },
+    { 1, "a\nb", 0 },
+    { 0, AMBIGUOUS_TAG, 0 },                     /* the stream form is not ambiguous */
+    { 1, AMBIGUOUS_TAG, -1 },
+    { 2, AMBIGUOUS_TAG, -1 },
+    { 1, "xxxxxxxxxxxxxxxxxxxx\x81\xa1" "a\xd9\x04", 0 },   /* not one map: fine */
+    { 1, "aaaaaaaaaaaaaaaaaaa\xc3\xbc/after", 0 },
+};
+
+Test(salt_frame, encoder_refusal_table)
+{
+    for (size_t i = 0; i < sizeof encode_cases / sizeof encode_cases[0]; i++) {
+        const encode_case_t *c = &encode_cases[i];
+        msgpack_sbuffer out;
+        msgpack_sbuffer_init(&out);
+        int rc = c->style == 0 ? salt_frame_encode_stream(&out, c->tag, "\x80", 1)
+                               : salt_frame_encode_zmq(&out, c->style == 1 ? SALT_ZMQ_2015
+                                                       : SALT_ZMQ_2014, c->tag, "\x80", 1);
+        cr_expect_eq(rc, c->rc, "case %zu", i);
+        if (rc != 0) {
+            cr_expect_eq(out.size, 0, "case %zu: nothing written on refusal", i);
+            msgpack_sbuffer_destroy(&out);
+            continue;
+        }
+        salt_event_t ev;
+        char err[128] = "";
+        if (c->style == 0) {
+            collect_t col;
+            run_stream((uint8_t *) out.data, out.size, 0, 4096, 8, &col);
+            cr_assert_eq(col.n, 1, "case %zu", i);
+            ev = col.ev[0];
+            free(col.ev);
+        } else
+            cr_assert_eq(salt_zmq_decode(out.data, out.size, 4096, 8, &ev, err, sizeof err),
+                         SALT_FRAME_OK, "case %zu: %s", i, err);
+        cr_expect_str_eq(ev.tag, c->tag, "case %zu", i);
+        cr_expect_eq(ev.payload_len, 1, "case %zu", i);
+        salt_event_free(&ev);
+        msgpack_sbuffer_destroy(&out);
+    }
+}
+
 /* ---------------------------------------------------------------- mutations */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;

@@ -1,0 +1,6 @@
+-- Any event, as the mysql returner's event_return stores it (tag, JSON data, master id), plus
+-- event_hash: a re-delivered event hits UNIQUE (event_hash) and does nothing (no-op update;
+-- not INSERT IGNORE, which would also hide data errors such as a tag over 255 characters).
+INSERT INTO salt_events (`tag`, `data`, `master_id`, `event_hash`)
+VALUES (:tag, :data|json, :master_id, :event_hash)
+ON DUPLICATE KEY UPDATE `event_hash` = `event_hash`;
