@@ -2,6 +2,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "rules.h"
+#include "spool.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -17,10 +18,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Bound on events waiting in master memory before the bus is paused. The on-disk spool
- * replaces this memory queue; until then it keeps a dead sink from exhausting memory. */
-#define MAX_QUEUED_EVENTS 500000
-#define MAX_QUEUED_BYTES  (512u * 1024 * 1024)
+/* Events a worker may have read from the spool into memory, beyond those in flight: the
+ * backlog stays on disk, so the master's memory does not grow with it. */
+#define QUEUE_WINDOW_MIN  1000
+#define PRIORITY_WINDOW   10000
+#define READS_PER_TICK    5000
+#define CURSOR_EVERY_MS   100
 #define RESTART_MIN_MS    100
 #define RESTART_MAX_MS    10000
 #define STABLE_AFTER_MS   10000
@@ -66,6 +69,9 @@ typedef struct {
 
 typedef struct group {
     char           *name;
+    spool_consumer_t *consumer;   /* shared by the groups of one name; NULL once removed */
+    uint64_t        prio_mem_from; /* priority events from this seq on were queued in memory */
+    uint64_t        spill_from;    /* ... unless at or after this one (priority window full) */
     config_ref_t   *ref;
     int             cfg_index;
     int             generation;
@@ -79,13 +85,14 @@ typedef struct group {
 
 struct dispatcher {
     char     *runtime_dir;
+    spool_t  *spool;          /* borrowed */
+    int64_t   cursors_at_ms;
     group_t  *groups;
     group_t **by_index;       /* current config's worker index -> group */
     int       n_index;
     int       generation;
     uint64_t  layout;         /* changes whenever groups are added or removed */
     bool      draining;
-    uint64_t  next_seq;
     uint64_t  queued_events, queued_bytes;
 };
 
@@ -295,9 +302,11 @@ static void slot_spawn(group_t *g, slot_t *s, int64_t now)
 
 /* ---- groups ---- */
 
+static bool group_spool_done(const group_t *g);
+
 static bool group_empty(const group_t *g)
 {
-    if (g->queue.len || g->priority_queue.len)
+    if (g->queue.len || g->priority_queue.len || !group_spool_done(g))
         return false;
     for (int i = 0; i < g->n_slots; i++)
         if (g->slots[i].inflight.len)
@@ -342,12 +351,15 @@ static group_t *group_new(dispatcher_t *d, config_ref_t *ref, int index, int gen
     if (!g)
         return NULL;
     g->name = strdup(wc->name);
+    g->consumer = g->name ? spool_consumer(d->spool, g->name) : NULL;
+    g->prio_mem_from = spool_next_seq(d->spool);
+    g->spill_from = UINT64_MAX;
     g->ref = config_ref_get(ref);
     g->cfg_index = index;
     g->generation = generation;
     g->n_slots = wc->processes;
     g->slots = calloc((size_t) g->n_slots, sizeof *g->slots);
-    if (!g->name || !g->slots) {
+    if (!g->name || !g->slots || !g->consumer) {
         snprintf(err, errlen, "out of memory");
         g->n_slots = 0;
         group_free(d, g);
@@ -368,13 +380,13 @@ static group_t *group_new(dispatcher_t *d, config_ref_t *ref, int index, int gen
     return g;
 }
 
-dispatcher_t *dispatcher_new(const char *runtime_dir)
+dispatcher_t *dispatcher_new(const char *runtime_dir, spool_t *spool)
 {
     dispatcher_t *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
     d->runtime_dir = strdup(runtime_dir);
-    d->next_seq = 1;
+    d->spool = spool;
     return d;
 }
 
@@ -407,6 +419,10 @@ static void link_at_tail(dispatcher_t *d, group_t *g)
 static void retire(group_t *g, group_t *successor, const char *why)
 {
     g->retiring = true;
+    if (successor) {   /* it reads on from where g stopped, with g's memory of priorities */
+        successor->prio_mem_from = g->prio_mem_from;
+        successor->spill_from = g->spill_from;
+    }
     size_t moved = g->queue.len + g->priority_queue.len;
     while (successor && g->priority_queue.len)
         equeue_push_back(&successor->priority_queue, equeue_pop_front(&g->priority_queue));
@@ -414,6 +430,15 @@ static void retire(group_t *g, group_t *successor, const char *why)
         equeue_push_back(&successor->queue, equeue_pop_front(&g->queue));
     log_info("msg=\"%s\" worker=%s queued_events_moved=%zu", why, g->name,
              successor ? moved : 0);
+}
+
+/* A removed worker's spooled backlog is nobody's any more: its cursor goes. */
+static void forget_consumer(dispatcher_t *d, const char *name)
+{
+    for (group_t *g = d->groups; g; g = g->next)
+        if (strcmp(g->name, name) == 0)
+            g->consumer = NULL;
+    spool_consumer_remove(d->spool, name);
 }
 
 static bool same_settings(const group_t *g, const worker_config_t *wc)
@@ -470,8 +495,10 @@ int dispatcher_apply(dispatcher_t *d, config_ref_t *ref, char *err, size_t errle
         bool kept = false;
         for (int i = 0; i < n; i++)
             kept |= index[i] == g;
-        if (!kept && !g->retiring)
+        if (!kept && !g->retiring) {
             retire(g, NULL, "worker removed from config, retiring after drain");
+            forget_consumer(d, g->name);
+        }
     }
     for (int i = 0; i < n; i++)
         if (created[i])
@@ -485,12 +512,67 @@ int dispatcher_apply(dispatcher_t *d, config_ref_t *ref, char *err, size_t errle
 
 /* ---- accepting and sending ---- */
 
-void dispatcher_accept(dispatcher_t *d, salt_event_t *ev, const uint8_t *targets)
+static size_t queue_window(const group_t *g)
+{
+    size_t w = (size_t) group_cfg(g)->max_inflight;
+    return w < QUEUE_WINDOW_MIN ? QUEUE_WINDOW_MIN : w;
+}
+
+static mevent_t *mevent_new(dispatcher_t *d, uint64_t seq, const char *tag, size_t tag_len,
+                            const uint8_t *payload, size_t payload_len)
 {
     mevent_t *m = calloc(1, sizeof *m);
     if (!m)
+        return NULL;
+    m->seq = seq;
+    m->tag = malloc(tag_len + 1);
+    m->payload = malloc(payload_len ? payload_len : 1);
+    if (!m->tag || !m->payload) {
+        free(m->tag);
+        free(m->payload);
+        free(m);
+        return NULL;
+    }
+    memcpy(m->tag, tag, tag_len);
+    m->tag[tag_len] = '\0';
+    memcpy(m->payload, payload, payload_len);
+    m->tag_len = tag_len;
+    m->payload_len = payload_len;
+    d->queued_events++;
+    d->queued_bytes += payload_len + tag_len;
+    return m;
+}
+
+static bool priority_in_memory(const group_t *g, uint64_t seq)
+{
+    return seq >= g->prio_mem_from && seq < g->spill_from;
+}
+
+/* Whether g takes the event just spooled as seq from memory; otherwise it reads it from the
+ * spool later (its consumer is behind, or its window is full). */
+static bool takes_from_memory(group_t *g, uint64_t seq, bool prio)
+{
+    if (prio && g->spill_from == UINT64_MAX) {
+        if (g->priority_queue.len < PRIORITY_WINDOW) {
+            spool_consumer_follow(g->consumer, seq);   /* else the reader skips it later */
+            return true;
+        }
+        g->spill_from = seq;   /* from here on priorities of g come through the spool */
+    }
+    return g->queue.len + g->priority_queue.len < queue_window(g) &&
+           spool_consumer_follow(g->consumer, seq);
+}
+
+void dispatcher_accept(dispatcher_t *d, salt_event_t *ev, const uint8_t *targets, uint64_t seq)
+{
+    mevent_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        free(ev->tag);
+        free(ev->payload);
+        memset(ev, 0, sizeof *ev);
         return;
-    m->seq = d->next_seq++;
+    }
+    m->seq = seq;
     m->tag = ev->tag;
     m->tag_len = ev->tag_len;
     m->payload = ev->payload;
@@ -499,16 +581,49 @@ void dispatcher_accept(dispatcher_t *d, salt_event_t *ev, const uint8_t *targets
     d->queued_events++;
     d->queued_bytes += m->payload_len + m->tag_len;
     for (int i = 0; i < d->n_index; i++) {
-        if (!(targets[i] & RULES_DELIVER))
-            continue;
         group_t *g = d->by_index[i];
+        if (!(targets[i] & RULES_DELIVER)) {
+            spool_consumer_follow(g->consumer, seq);   /* not for g: nothing to read later */
+            continue;
+        }
         bool prio = targets[i] & RULES_PRIORITY;
+        if (!takes_from_memory(g, seq, prio))
+            continue;
         m->refs++;
         equeue_push_back(prio ? &g->priority_queue : &g->queue, (entry_t){ m, prio });
     }
     if (m->refs == 0) {
         m->refs = 1;
         mevent_put(d, m);
+    }
+}
+
+/* Reads g's backlog from the spool into memory, up to its window. */
+static void group_fill(dispatcher_t *d, group_t *g)
+{
+    if (g->retiring || !g->consumer)
+        return;
+    size_t window = queue_window(g);
+    spool_record_t rec;
+    for (int n = 0; n < READS_PER_TICK && g->queue.len + g->priority_queue.len < window; n++) {
+        int rc = spool_consumer_next(g->consumer, &rec);
+        if (rc == 0) {
+            if (g->spill_from != UINT64_MAX) {   /* caught up: priorities in memory again */
+                g->prio_mem_from = spool_next_seq(d->spool);
+                g->spill_from = UINT64_MAX;
+            }
+            return;
+        }
+        bool prio = false;
+        if (rc < 0 || !spool_record_targets(&rec, g->name, &prio))
+            continue;
+        if (prio && priority_in_memory(g, rec.seq))
+            continue;
+        mevent_t *m = mevent_new(d, rec.seq, rec.tag, rec.tag_len, rec.payload, rec.payload_len);
+        if (!m)
+            return;
+        m->refs = 1;
+        equeue_push_back(prio ? &g->priority_queue : &g->queue, (entry_t){ m, prio });
     }
 }
 
@@ -571,6 +686,7 @@ static void group_dispatch(dispatcher_t *d, group_t *g)
 {
     size_t limit = (size_t) group_cfg(g)->max_inflight;
     slot_t *s;
+    group_fill(d, g);
     while (g->priority_queue.len && (s = least_loaded(g, 2 * limit)))
         slot_send(s, equeue_pop_front(&g->priority_queue));
     while (g->queue.len && (s = least_loaded(g, limit)))
@@ -731,9 +847,15 @@ static bool group_winding_down(const dispatcher_t *d, const group_t *g)
     return d->draining || g->retiring;
 }
 
+static bool group_spool_done(const group_t *g)
+{
+    return g->retiring || !g->consumer || spool_consumer_at_end(g->consumer);
+}
+
 static bool group_needs_processes(const dispatcher_t *d, const group_t *g)
 {
-    return !group_winding_down(d, g) || g->queue.len || g->priority_queue.len;
+    return !group_winding_down(d, g) || g->queue.len || g->priority_queue.len ||
+           !group_spool_done(g);
 }
 
 /* STOP follows every event already sent on the same socket, so the worker commits all of
@@ -761,8 +883,41 @@ static void group_tick(dispatcher_t *d, group_t *g, int64_t now)
             slot_maybe_stop(d, g, &g->slots[i]);
 }
 
+static void min_seq(const equeue_t *q, uint64_t *low)
+{
+    for (size_t i = 0; i < q->len; i++) {
+        uint64_t seq = q->items[(q->head + i) % q->cap].ev->seq;
+        if (seq < *low)
+            *low = seq;
+    }
+}
+
+/* A worker's cursor: the lowest seq it has not committed, over every group of its name (a
+ * retiring one may still have events in flight). */
+void dispatcher_update_cursors(dispatcher_t *d)
+{
+    for (group_t *g = d->groups; g; g = g->next) {
+        if (g->retiring || !g->consumer)
+            continue;
+        uint64_t low = spool_consumer_next_seq(g->consumer);
+        for (group_t *h = d->groups; h; h = h->next) {
+            if (h->consumer != g->consumer)
+                continue;
+            min_seq(&h->queue, &low);
+            min_seq(&h->priority_queue, &low);
+            for (int i = 0; i < h->n_slots; i++)
+                min_seq(&h->slots[i].inflight, &low);
+        }
+        spool_consumer_ack(g->consumer, low);
+    }
+}
+
 void dispatcher_tick(dispatcher_t *d, int64_t now)
 {
+    if (now - d->cursors_at_ms >= CURSOR_EVERY_MS) {
+        d->cursors_at_ms = now;
+        dispatcher_update_cursors(d);
+    }
     group_t **link = &d->groups;
     while (*link) {
         group_t *g = *link;
@@ -806,11 +961,6 @@ int dispatcher_n_pollitems(const dispatcher_t *d)
     return n;
 }
 
-bool dispatcher_backlogged(const dispatcher_t *d)
-{
-    return d->queued_events >= MAX_QUEUED_EVENTS || d->queued_bytes >= MAX_QUEUED_BYTES;
-}
-
 void dispatcher_begin_drain(dispatcher_t *d)
 {
     d->draining = true;
@@ -824,11 +974,18 @@ bool dispatcher_idle(const dispatcher_t *d)
     return true;
 }
 
+static uint64_t group_spooled(const dispatcher_t *d, const group_t *g)
+{
+    if (g->retiring || !g->consumer)
+        return 0;
+    return spool_next_seq(d->spool) - spool_consumer_next_seq(g->consumer);
+}
+
 uint64_t dispatcher_pending(const dispatcher_t *d)
 {
     uint64_t n = 0;
     for (const group_t *g = d->groups; g; g = g->next) {
-        n += g->queue.len + g->priority_queue.len;
+        n += g->queue.len + g->priority_queue.len + group_spooled(d, g);
         for (int i = 0; i < g->n_slots; i++)
             n += g->slots[i].inflight.len;
     }
@@ -857,11 +1014,15 @@ void dispatcher_format_stats(dispatcher_t *d, char *line, size_t len, double int
                                            interval_s : 0;
         g->committed_at_last_stats = g->committed;
         int n = snprintf(line + used, len - used,
-                         " %s.written=%llu %s.pending=%llu %s.failed=%llu %s.restarts=%llu "
-                         "%s.rate=%.0f",
+                         " %s.written=%llu %s.pending=%llu %s.spooled=%llu %s.failed=%llu "
+                         "%s.restarts=%llu %s.dropped=%llu %s.rate=%.0f",
                          g->name, (unsigned long long) g->committed, g->name,
-                         (unsigned long long) pending, g->name, (unsigned long long) g->rejected,
-                         g->name, (unsigned long long) g->restarts, g->name, rate);
+                         (unsigned long long) pending, g->name,
+                         (unsigned long long) group_spooled(d, g), g->name,
+                         (unsigned long long) g->rejected, g->name,
+                         (unsigned long long) g->restarts, g->name,
+                         (unsigned long long) (g->consumer ? spool_consumer_dropped(g->consumer) : 0),
+                         g->name, rate);
         if (n < 0)
             break;
         used += (size_t) n;

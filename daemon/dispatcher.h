@@ -2,10 +2,13 @@
  * backoff, stop), their IPC sockets in the runtime directory, the queue of accepted events per
  * worker, the events each process has in flight, and the ack path.
  *
- * Delivery contract: an accepted event stays referenced by the master until the worker
- * process it was sent to acks it (after its sink committed). When a process dies, or its
- * connection breaks, every event it had not acked goes back to the front of its worker's
- * queue and is delivered again (at-least-once; sinks make replays no-ops).
+ * Delivery contract: an accepted event is in the spool; each worker reads its backlog from its
+ * spool consumer into a bounded memory window, so a dead sink's backlog stays on disk. An
+ * event stays referenced by the master until the worker process it was sent to acks it (after
+ * its sink committed); the worker's durable cursor is the lowest seq it has not committed.
+ * When a process dies, or its connection breaks, every event it had not acked goes back to the
+ * front of its worker's queue and is delivered again (at-least-once; sinks make replays
+ * no-ops); after a master crash the spool replays from the cursors.
  * Priority events use a queue of their own and may exceed the in-flight limit, so a backlog
  * of ordinary events never delays them.
  * On SIGHUP the set of workers is re-applied: unchanged workers (same fingerprint) keep their
@@ -17,6 +20,7 @@
 
 #include "config.h"
 #include "salt_frame.h"
+#include "spool.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -34,8 +38,9 @@ config_ref_t *config_ref_new(eventsd_config_t *cfg);   /* takes ownership of cfg
 config_ref_t *config_ref_get(config_ref_t *ref);
 void config_ref_put(config_ref_t **ref_p);
 
-/* runtime_dir must exist with mode 0700 (the caller creates it). */
-dispatcher_t *dispatcher_new(const char *runtime_dir);
+/* runtime_dir must exist with mode 0700 (the caller creates it). spool is borrowed: each
+ * worker reads its backlog from its consumer there and acks move its cursor. */
+dispatcher_t *dispatcher_new(const char *runtime_dir, spool_t *spool);
 /* Stops nothing: call only after every process exited (dispatcher_idle) or after kill_all. */
 void dispatcher_destroy(dispatcher_t **self_p);
 
@@ -43,9 +48,12 @@ void dispatcher_destroy(dispatcher_t **self_p);
  * dispatcher_accept refers to ref->cfg->workers[i] from now on. */
 int dispatcher_apply(dispatcher_t *self, config_ref_t *ref, char *err, size_t errlen);
 
-/* Queues an accepted event for every worker whose targets[i] has RULES_DELIVER (priority
- * with RULES_PRIORITY). Takes ownership of ev's members (zeroes them). */
-void dispatcher_accept(dispatcher_t *self, salt_event_t *ev, const uint8_t *targets);
+/* Hands the event just spooled as seq to every worker whose targets[i] has RULES_DELIVER
+ * (priority with RULES_PRIORITY) and that is caught up with the spool: it is queued from
+ * memory; a worker that is behind reads it from the spool later. Takes ownership of ev's
+ * members (zeroes them). */
+void dispatcher_accept(dispatcher_t *self, salt_event_t *ev, const uint8_t *targets,
+                       uint64_t seq);
 
 /* How many poll items dispatcher_pollitems needs now. */
 int dispatcher_n_pollitems(const dispatcher_t *self);
@@ -62,14 +70,16 @@ bool dispatcher_child_exited(dispatcher_t *self, pid_t pid, int status);
 void dispatcher_tick(dispatcher_t *self, int64_t now_ms);
 int dispatcher_timeout_ms(const dispatcher_t *self, int64_t now_ms);
 
-/* True when so many events wait in memory that the bus should not be read for now. */
-bool dispatcher_backlogged(const dispatcher_t *self);
+/* Moves every worker's spool cursor to the lowest seq it has not committed (also done every
+ * 100 ms by dispatcher_tick; call before closing the spool). */
+void dispatcher_update_cursors(dispatcher_t *self);
 
 /* Shutdown: every worker drains and stops once its queues are empty. */
 void dispatcher_begin_drain(dispatcher_t *self);
 /* True when no worker process is left. */
 bool dispatcher_idle(const dispatcher_t *self);
-/* Events accepted and not yet acked (queued + in flight). */
+/* Events accepted and not yet acked (spooled and unread + queued + in flight; the spooled
+ * part counts every unread record, also those for other workers: an upper bound). */
 uint64_t dispatcher_pending(const dispatcher_t *self);
 void dispatcher_kill_all(dispatcher_t *self);
 

@@ -7,6 +7,7 @@
 #include "notify.h"
 #include "rules.h"
 #include "sink.h"
+#include "spool.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -21,20 +22,34 @@
 
 #define EVENTSD_VERSION "0.1.0"
 #define READ_BURST      2000   /* events per bus read before servicing the workers again */
+#define HELD_RETRY_MS   100    /* how often events the spool refused are offered again */
+
+/* An event read from the bus that the spool could not take yet (full, or a write error): not
+ * accepted; the bus is not read while any is held, and they are offered again in order. */
+typedef struct {
+    salt_event_t ev;
+    uint8_t     *targets;
+} held_t;
 
 typedef struct {
     config_ref_t *ref;
     rules_t      *rules;
     bus_t        *bus;
     dispatcher_t *dispatcher;
+    spool_t      *spool;
     uint8_t      *targets;
+    spool_target_t *spool_targets;  /* scratch: the names an event goes to */
+    held_t       *held;             /* at most READ_BURST */
+    size_t        n_held;
+    int64_t       held_retry_ms;
+    uint64_t      spool_refusals;
+    log_complaint_t spool_complaint;
     int           sigfd;
     bool          draining;
     int64_t       drain_deadline_ms;
     int64_t       next_stats_ms, last_stats_ms;
     uint64_t      accepted, unmatched, accepted_at_last_stats;
     bus_stats_t   bus_final;        /* the bus's counters when it was closed for the drain */
-    bool          paused;
     bool          ready;            /* systemd told READY=1 */
     zmq_pollitem_t *items;          /* grows with the number of worker processes */
     int           n_items;
@@ -127,17 +142,114 @@ static int signals_open(void)
     return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+static void spool_report(void *arg, const char *line)
+{
+    (void) arg;
+    log_warning("%s", line);
+}
+
 /* ---- the event path ---- */
+
+/* Spools the event, then hands it to the dispatcher: it is accepted from here on. */
+static spool_rc_t accept_event(master_t *m, salt_event_t *ev, const uint8_t *targets)
+{
+    const eventsd_config_t *cfg = m->ref->cfg;
+    int n = 0;
+    for (int i = 0; i < cfg->n_workers; i++)
+        if (targets[i] & RULES_DELIVER)
+            m->spool_targets[n++] = (spool_target_t){ cfg->workers[i].name,
+                                                      (targets[i] & RULES_PRIORITY) != 0 };
+    uint64_t seq;
+    char err[512];
+    spool_rc_t rc = spool_append(m->spool, ev->tag, ev->tag_len, ev->payload, ev->payload_len,
+                                 m->spool_targets, n, &seq, err, sizeof err);
+    if (rc != SPOOL_OK) {
+        m->spool_refusals++;
+        if (rc == SPOOL_FULL)
+            log_complain(&m->spool_complaint, LOG_LVL_WARNING,
+                         "msg=\"spool full (when_full=%s), not reading the bus until there is "
+                         "room\" spool_bytes=%llu max_bytes=%lld",
+                         config_spool_full_name(cfg->spool.when_full),
+                         (unsigned long long) spool_stats(m->spool)->bytes, cfg->spool.max_bytes);
+        else
+            log_complain(&m->spool_complaint, LOG_LVL_ERROR,
+                         "msg=\"cannot write to the spool, not reading the bus until it works\" "
+                         "error=\"%s\"", err);
+        return rc;
+    }
+    m->accepted++;
+    dispatcher_accept(m->dispatcher, ev, targets, seq);
+    return SPOOL_OK;
+}
+
+static void hold(master_t *m, salt_event_t *ev)
+{
+    size_t n = (size_t) m->ref->cfg->n_workers + 1;
+    held_t *h = &m->held[m->n_held];
+    h->targets = malloc(n);
+    if (!h->targets) {
+        log_error("msg=\"out of memory holding an event the spool refused; event lost\" tag=%.*s",
+                  (int) ev->tag_len, ev->tag);
+        return;
+    }
+    memcpy(h->targets, m->targets, n);
+    h->ev = *ev;
+    memset(ev, 0, sizeof *ev);
+    m->n_held++;
+}
 
 static void on_bus_event(salt_event_t *ev, void *arg)
 {
     master_t *m = arg;
-    if (rules_match(m->rules, ev->tag, ev->tag_len, ev->payload, ev->payload_len, m->targets)) {
-        m->accepted++;
-        dispatcher_accept(m->dispatcher, ev, m->targets);
-    } else {
+    if (!rules_match(m->rules, ev->tag, ev->tag_len, ev->payload, ev->payload_len, m->targets)) {
         m->unmatched++;
+        return;
     }
+    if (m->n_held || accept_event(m, ev, m->targets) != SPOOL_OK)
+        hold(m, ev);   /* in order: once one waits, the rest of the burst waits behind it */
+}
+
+static void retry_held(master_t *m, int64_t now)
+{
+    if (!m->n_held || now < m->held_retry_ms)
+        return;
+    m->held_retry_ms = now + HELD_RETRY_MS;
+    size_t done = 0;
+    while (done < m->n_held && accept_event(m, &m->held[done].ev, m->held[done].targets) == SPOOL_OK)
+        free(m->held[done++].targets);
+    memmove(m->held, m->held + done, (m->n_held - done) * sizeof *m->held);
+    m->n_held -= done;
+    if (!m->n_held)
+        log_recovered(&m->spool_complaint, "msg=\"spool takes events again, reading the bus\" "
+                      "spool_bytes=%llu", (unsigned long long) spool_stats(m->spool)->bytes);
+}
+
+/* A reload renumbers the workers: held events are matched again against the new rules. */
+static void rematch_held(master_t *m)
+{
+    size_t n = (size_t) m->ref->cfg->n_workers + 1;
+    for (size_t i = 0; i < m->n_held; i++) {
+        held_t *h = &m->held[i];
+        uint8_t *t = realloc(h->targets, n);
+        if (t)
+            h->targets = t;
+        if (!t || !rules_match(m->rules, h->ev.tag, h->ev.tag_len, h->ev.payload,
+                               h->ev.payload_len, h->targets))
+            memset(h->targets, 0, t ? n : 1);
+    }
+}
+
+static void free_held(master_t *m)
+{
+    if (m->n_held)
+        log_error("msg=\"events read from the bus were never spooled (spool full or failing) "
+                  "and are lost\" events=%zu", m->n_held);
+    for (size_t i = 0; i < m->n_held; i++) {
+        free(m->held[i].targets);
+        free(m->held[i].ev.tag);
+        free(m->held[i].ev.payload);
+    }
+    m->n_held = 0;
 }
 
 /* ---- reload and shutdown ---- */
@@ -150,11 +262,13 @@ static void reload(master_t *m)
     eventsd_config_t *cfg = load_checked(path, err, sizeof err);
     rules_t *rules = cfg ? rules_new(cfg, err, sizeof err) : NULL;
     uint8_t *targets = cfg ? calloc((size_t) cfg->n_workers + 1, 1) : NULL;
-    if (!cfg || !rules || !targets) {
+    spool_target_t *st = cfg ? calloc((size_t) cfg->n_workers + 1, sizeof *st) : NULL;
+    if (!cfg || !rules || !targets || !st) {
         log_error("msg=\"reload failed, keeping the running config\" error=\"%s\"", err);
         rules_destroy(&rules);
         eventsd_config_destroy(&cfg);
         free(targets);
+        free(st);
         return;
     }
     config_ref_t *ref = config_ref_new(cfg);
@@ -163,11 +277,15 @@ static void reload(master_t *m)
         rules_destroy(&rules);
         config_ref_put(&ref);
         free(targets);
+        free(st);
         return;
     }
     if (strcmp(cfg->runtime_dir, m->ref->cfg->runtime_dir) != 0)
         log_warning("msg=\"runtime_dir changes take effect at the next restart\" runtime_dir=%s",
                     m->ref->cfg->runtime_dir);
+    if (spool_reconfigure(m->spool, &cfg->spool) < 0)
+        log_warning("msg=\"spool.dir changes take effect at the next restart\" spool.dir=%s",
+                    m->ref->cfg->spool.dir);
     if (m->bus && bus_config_differs(m->bus, &cfg->bus)) {
         log_info("msg=\"bus settings changed, reconnecting\" bus=%s",
                  config_bus_type_name(cfg->bus.type));
@@ -176,10 +294,13 @@ static void reload(master_t *m)
     }
     rules_destroy(&m->rules);
     free(m->targets);
+    free(m->spool_targets);
     config_ref_put(&m->ref);
     m->rules = rules;
     m->targets = targets;
+    m->spool_targets = st;
     m->ref = ref;
+    rematch_held(m);
     log_info("msg=\"config reloaded\" workers=%d rules=%d", cfg->n_workers, cfg->n_rules);
 }
 
@@ -230,12 +351,17 @@ static void log_stats(master_t *m, int64_t now)
     char line[4096];
     snprintf(line, sizeof line,
              "msg=stats received=%llu accepted=%llu unmatched=%llu malformed=%llu "
-             "oversize=%llu rate=%.0f bus=%s",
+             "oversize=%llu rate=%.0f bus=%s spool_bytes=%llu spool_segments=%llu "
+             "spool_full=%llu spool_dropped=%llu held=%zu",
              (unsigned long long) bs->received, (unsigned long long) m->accepted,
              (unsigned long long) m->unmatched, (unsigned long long) bs->malformed,
              (unsigned long long) bs->oversize,
              interval > 0 ? (double) (m->accepted - m->accepted_at_last_stats) / interval : 0,
-             m->bus && bus_connected(m->bus) ? "up" : "down");
+             m->bus && bus_connected(m->bus) ? "up" : "down",
+             (unsigned long long) spool_stats(m->spool)->bytes,
+             (unsigned long long) spool_stats(m->spool)->segments,
+             (unsigned long long) m->spool_refusals,
+             (unsigned long long) spool_stats(m->spool)->dropped_events, m->n_held);
     dispatcher_format_stats(m->dispatcher, line, sizeof line, interval);
     log_info("%s", line);
     notify_status("accepted=%llu rate=%.0f/s pending=%llu malformed=%llu bus=%s",
@@ -273,7 +399,9 @@ static void run_once(master_t *m)
     int64_t now = clock_ms();
     if (m->bus)
         bus_tick(m->bus, now);
+    retry_held(m, now);
     dispatcher_tick(m->dispatcher, now);
+    spool_tick(m->spool, clock_ms());
     if (!m->ready && m->bus && bus_connected(m->bus)) {
         notify_ready("bus connected, workers started");
         m->ready = true;
@@ -292,13 +420,7 @@ static void run_once(master_t *m)
     zmq_pollitem_t *items = m->items;
     int n = 0;
     items[n++] = (zmq_pollitem_t){ .fd = m->sigfd, .events = ZMQ_POLLIN };
-    bool backlogged = dispatcher_backlogged(m->dispatcher);
-    if (backlogged != m->paused) {
-        m->paused = backlogged;
-        log_warning("msg=\"%s\" pending=%llu", backlogged ? "backlog full, pausing the bus"
-                                                          : "backlog drained, reading the bus again",
-                    (unsigned long long) dispatcher_pending(m->dispatcher));
-    }
+    bool backlogged = m->n_held > 0;   /* the spool refused events: stop reading the bus */
     int bus_item = -1;
     if (m->bus && !backlogged && bus_pollitem(m->bus, &items[n]))
         bus_item = n++;
@@ -310,6 +432,9 @@ static void run_once(master_t *m)
     if (m->bus)
         timeout = min_timeout(timeout, bus_timeout_ms(m->bus, now));
     timeout = min_timeout(timeout, dispatcher_timeout_ms(m->dispatcher, now));
+    timeout = min_timeout(timeout, spool_timeout_ms(m->spool, now));
+    if (m->n_held)
+        timeout = min_timeout(timeout, (int) (m->held_retry_ms > now ? m->held_retry_ms - now : 0));
     if (m->ref->cfg->stats_interval_s > 0)
         timeout = min_timeout(timeout, (int) (m->next_stats_ms > now ? m->next_stats_ms - now : 0));
     timeout = min_timeout(timeout, notify_watchdog(now));
@@ -336,18 +461,20 @@ static int run(master_t *m)
         if (!m->draining)
             continue;
         dispatcher_tick(m->dispatcher, clock_ms());
-        if (dispatcher_idle(m->dispatcher)) {
+        if (dispatcher_idle(m->dispatcher) && !m->n_held) {
             log_stats(m, clock_ms());
             log_info("msg=\"drained, every accepted event is committed; exiting\"");
             return 0;
         }
         if (clock_ms() >= m->drain_deadline_ms) {
             uint64_t pending = dispatcher_pending(m->dispatcher);
-            log_error("msg=\"shutdown timeout reached, killing workers\" uncommitted=%llu",
-                      (unsigned long long) pending);
+            log_warning("msg=\"shutdown timeout reached, stopping workers; uncommitted events "
+                        "stay in the spool for the next start\" uncommitted=%llu",
+                        (unsigned long long) pending);
             dispatcher_kill_all(m->dispatcher);
+            free_held(m);
             log_stats(m, clock_ms());
-            return pending ? 1 : 0;
+            return 0;
         }
     }
 }
@@ -378,16 +505,23 @@ static int start(const char *path, const char *pidfile, const char *level_overri
     log_set_ident("master");
     notify_init();
     notify_status("starting, waiting for the Salt bus");
-    master_t m = { .sigfd = -1 };
+    master_t m = { .sigfd = -1, .spool_complaint = { .interval_ms = 10000 } };
     m.ref = config_ref_new(cfg);
     m.rules = rules_new(cfg, err, sizeof err);
     m.targets = calloc((size_t) cfg->n_workers + 1, 1);
+    m.spool_targets = calloc((size_t) cfg->n_workers + 1, sizeof *m.spool_targets);
+    m.held = calloc(READ_BURST, sizeof *m.held);
     int rc = 1;
-    if (!m.rules || !m.targets || prepare_runtime_dir(cfg->runtime_dir) < 0 ||
-        (pidfile && write_pidfile(pidfile) < 0))
+    if (!m.rules || !m.targets || !m.spool_targets || !m.held ||
+        prepare_runtime_dir(cfg->runtime_dir) < 0 || (pidfile && write_pidfile(pidfile) < 0))
         goto out;
+    m.spool = spool_open(&cfg->spool, spool_report, NULL, err, sizeof err);
+    if (!m.spool) {
+        log_error("msg=\"cannot open the spool\" error=\"%s\"", err);
+        goto out;
+    }
     m.sigfd = signals_open();
-    m.dispatcher = dispatcher_new(cfg->runtime_dir);
+    m.dispatcher = dispatcher_new(cfg->runtime_dir, m.spool);
     if (!m.dispatcher || dispatcher_apply(m.dispatcher, m.ref, err, sizeof err) < 0) {
         log_error("msg=\"cannot start workers\" error=\"%s\"", err);
         goto out;
@@ -395,14 +529,22 @@ static int start(const char *path, const char *pidfile, const char *level_overri
     m.bus = bus_new(&cfg->bus);
     m.last_stats_ms = clock_ms();
     m.next_stats_ms = m.last_stats_ms + (int64_t) cfg->stats_interval_s * 1000;
-    log_info("msg=\"eventsd started\" version=%s config=%s bus=%s workers=%d rules=%d",
+    log_info("msg=\"eventsd started\" version=%s config=%s bus=%s workers=%d rules=%d "
+             "spool=%s sync=%s backlog=%llu",
              EVENTSD_VERSION, path, config_bus_type_name(cfg->bus.type), cfg->n_workers,
-             cfg->n_rules);
+             cfg->n_rules, cfg->spool.dir, config_spool_sync_name(cfg->spool.sync),
+             (unsigned long long) dispatcher_pending(m.dispatcher));
     rc = run(&m);
 out:
     if (m.dispatcher && !dispatcher_idle(m.dispatcher))
         dispatcher_kill_all(m.dispatcher);
+    if (m.dispatcher)
+        dispatcher_update_cursors(m.dispatcher);
     dispatcher_destroy(&m.dispatcher);
+    free_held(&m);
+    free(m.held);
+    free(m.spool_targets);
+    spool_destroy(&m.spool);
     bus_destroy(&m.bus);
     rules_destroy(&m.rules);
     free(m.targets);
