@@ -105,6 +105,27 @@ static int problem_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Appends s at err + *used, truncated at errlen like snprintf (*used may pass errlen). With
+ * one_line, control characters are written as \n, \r, \t or \xNN: a problem quoting a value
+ * that holds a newline (libconfig strings may) must still be one line. */
+static void put_text(char *err, size_t errlen, size_t *used, const char *s, bool one_line)
+{
+    for (; *s && *used < errlen; s++) {
+        unsigned char c = (unsigned char) *s;
+        char piece[8] = { (char) c, '\0' };
+        if (one_line && c == '\n')
+            snprintf(piece, sizeof piece, "\\n");
+        else if (one_line && c == '\r')
+            snprintf(piece, sizeof piece, "\\r");
+        else if (one_line && c == '\t')
+            snprintf(piece, sizeof piece, "\\t");
+        else if (one_line && (c < 0x20 || c == 0x7f))
+            snprintf(piece, sizeof piece, "\\x%02x", c);
+        int n = snprintf(err + *used, errlen - *used, "%s", piece);
+        *used += n > 0 ? (size_t) n : 0;
+    }
+}
+
 /* Writes "FILE:LINE: msg" lines separated by '\n' (no trailing newline), truncated. */
 static void problems_write(loader_t *ld, char *err, size_t errlen)
 {
@@ -115,9 +136,12 @@ static void problems_write(loader_t *ld, char *err, size_t errlen)
     err[0] = '\0';
     for (int i = 0; i < ld->n_probs && used < errlen; i++) {
         const problem_t *p = &ld->probs[i];
-        int n = snprintf(err + used, errlen - used, "%s%s:%d: %s", used ? "\n" : "",
-                         p->file, p->line, p->msg);
-        used += n > 0 ? (size_t) n : 0;
+        char line[32];
+        snprintf(line, sizeof line, ":%d: ", p->line);
+        put_text(err, errlen, &used, used ? "\n" : "", false);
+        put_text(err, errlen, &used, p->file, true);
+        put_text(err, errlen, &used, line, false);
+        put_text(err, errlen, &used, p->msg, true);
     }
     if (ld->oom && used < errlen)
         snprintf(err + used, errlen - used, "%s%s: out of memory", used ? "\n" : "",

@@ -233,6 +233,18 @@ static const error_case_t error_cases[] = {
     { "workers not a list", HEAD "workers = 5;\n" RULE_A,
       { { 2, "'workers' must be a list of groups ( { ... }, ... )" },
         { 3, "rule #1 names unknown worker 'a'" } } },
+    /* a quoted value holding a newline, tab or other control character is shown escaped:
+     * one problem stays one line (found by test/fuzz/fuzz_config; seed
+     * config/newline_in_quoted_value.conf) */
+    { "newline in a quoted value", VALID "log_level = \"lo\nud\";\n",
+      { { 4, "'log_level' must be one of debug, info, warning, error (got 'lo\\nud')" } } },
+    { "control characters in a quoted value",
+      HEAD "workers = ( { name = \"a\\tb\\r\\x01\"; sink = \"file\"; path = \"x\"; } );\n" RULE_A,
+      { { 2, "invalid worker name 'a\\tb\\r\\x01' (use 1 to 64 of A-Z a-z 0-9 _ -)" },
+        { 3, "rule #1 names unknown worker 'a'" } } },
+    { "newline in a template path",
+      HEAD WORKER_A_WITH("database = \"a.db\"; template = \"no\nsuch.sql\";") RULE_A,
+      { { 4, "cannot read template '@/sql/no\\nsuch.sql': No such file or directory" } } },
     { "several errors, reported in file order",
       HEAD "batchsize = 1;\n"
            "workers = (\n  { name = \"a\"; sink = \"pg\"; processes = 0; }\n);\n"
