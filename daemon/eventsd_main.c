@@ -5,7 +5,9 @@
 #include "dispatcher.h"
 #include "log.h"
 #include "notify.h"
+#include "privileges.h"
 #include "rules.h"
+#include "secrets.h"
 #include "sink.h"
 #include "spool.h"
 
@@ -101,6 +103,18 @@ static eventsd_config_t *load_checked(const char *path, char *err, size_t errlen
     return cfg;
 }
 
+/* A config that holds passwords must not be readable by everyone. */
+static void warn_exposed_secrets(const eventsd_config_t *cfg, FILE *to)
+{
+    char msg[512];
+    if (!secrets_config_has_password(cfg) || secrets_check_file_mode(cfg->path, msg, sizeof msg) != 1)
+        return;
+    if (to)
+        fprintf(to, "%s: warning: holds passwords and %s\n", cfg->path, msg);
+    else
+        log_warning("msg=\"config file holds passwords and %s\" path=%s", msg, cfg->path);
+}
+
 static int check_config(const char *path)
 {
     char err[8192];
@@ -109,6 +123,13 @@ static int check_config(const char *path)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    privileges_t priv;
+    if (privileges_resolve(cfg->user, cfg->group, &priv, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        eventsd_config_destroy(&cfg);
+        return 1;
+    }
+    warn_exposed_secrets(cfg, stderr);
     printf("%s: OK (%d workers, %d rules, bus %s)\n", path, cfg->n_workers, cfg->n_rules,
            config_bus_type_name(cfg->bus.type));
     eventsd_config_destroy(&cfg);
@@ -124,6 +145,26 @@ static int prepare_runtime_dir(const char *dir)
     if (chmod(dir, 0700) < 0) {   /* private: only this user may talk to the workers */
         log_error("msg=\"cannot chmod runtime_dir 0700\" path=%s error=\"%s\"", dir,
                   strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The runtime and spool directories are created as root and given to the configured user
+ * before privileges are dropped. */
+static int hand_over_dirs(const eventsd_config_t *cfg, const privileges_t *priv)
+{
+    char err[512];
+    if (!priv->enabled)
+        return 0;
+    if (spool_make_dir(cfg->spool.dir) < 0) {
+        log_error("msg=\"cannot create spool.dir\" path=%s error=\"%s\"", cfg->spool.dir,
+                  strerror(errno));
+        return -1;
+    }
+    if (privileges_chown_dir(cfg->runtime_dir, priv, err, sizeof err) < 0 ||
+        privileges_chown_dir(cfg->spool.dir, priv, err, sizeof err) < 0) {
+        log_error("msg=\"cannot hand a directory to the configured user\" error=\"%s\"", err);
         return -1;
     }
     return 0;
@@ -271,6 +312,7 @@ static void reload(master_t *m)
         free(st);
         return;
     }
+    warn_exposed_secrets(cfg, NULL);
     config_ref_t *ref = config_ref_new(cfg);
     if (dispatcher_apply(m->dispatcher, ref, err, sizeof err) < 0) {
         log_error("msg=\"reload failed, keeping the running config\" error=\"%s\"", err);
@@ -512,21 +554,37 @@ static int start(const char *path, const char *pidfile, const char *level_overri
     m.spool_targets = calloc((size_t) cfg->n_workers + 1, sizeof *m.spool_targets);
     m.held = calloc(READ_BURST, sizeof *m.held);
     int rc = 1;
-    if (!m.rules || !m.targets || !m.spool_targets || !m.held ||
-        prepare_runtime_dir(cfg->runtime_dir) < 0 || (pidfile && write_pidfile(pidfile) < 0))
+    privileges_t priv;
+    warn_exposed_secrets(cfg, NULL);
+    if (privileges_resolve(cfg->user, cfg->group, &priv, err, sizeof err) < 0) {
+        log_error("msg=\"cannot resolve user/group\" error=\"%s\"", err);
         goto out;
+    }
+    if (!m.rules || !m.targets || !m.spool_targets || !m.held ||
+        prepare_runtime_dir(cfg->runtime_dir) < 0 || (pidfile && write_pidfile(pidfile) < 0) ||
+        hand_over_dirs(cfg, &priv) < 0)
+        goto out;
+    m.sigfd = signals_open();
+    m.bus = bus_new(&cfg->bus);
+    if (m.bus)
+        bus_tick(m.bus, clock_ms());   /* connect now, while we may still need root for it */
+    if (privileges_drop(&priv, err, sizeof err) < 0) {
+        log_error("msg=\"cannot drop privileges, not running as root\" error=\"%s\"", err);
+        goto out;
+    }
+    if (priv.enabled)
+        log_info("msg=\"dropped privileges\" user=%s uid=%d gid=%d", priv.user, (int) priv.uid,
+                 (int) priv.gid);
     m.spool = spool_open(&cfg->spool, spool_report, NULL, err, sizeof err);
     if (!m.spool) {
         log_error("msg=\"cannot open the spool\" error=\"%s\"", err);
         goto out;
     }
-    m.sigfd = signals_open();
     m.dispatcher = dispatcher_new(cfg->runtime_dir, m.spool);
     if (!m.dispatcher || dispatcher_apply(m.dispatcher, m.ref, err, sizeof err) < 0) {
         log_error("msg=\"cannot start workers\" error=\"%s\"", err);
         goto out;
     }
-    m.bus = bus_new(&cfg->bus);
     m.last_stats_ms = clock_ms();
     m.next_stats_ms = m.last_stats_ms + (int64_t) cfg->stats_interval_s * 1000;
     log_info("msg=\"eventsd started\" version=%s config=%s bus=%s workers=%d rules=%d "

@@ -517,7 +517,7 @@ static void delete_passed(spool_t *s)
 
 /* ---- open and recovery ---- */
 
-static int mkdir_p(const char *dir)
+int spool_make_dir(const char *dir)
 {
     char *p = strdup(dir);
     if (!p)
@@ -677,7 +677,7 @@ spool_t *spool_open(const spool_config_t *cfg, spool_report_fn *report_fn, void 
     s->dir_fd = s->lock_fd = s->wfd = -1;
     msgpack_sbuffer_init(&s->body);
     msgpack_packer_init(&s->pk, &s->body, msgpack_sbuffer_write);
-    if (mkdir_p(s->dir) < 0 || (s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    if (spool_make_dir(s->dir) < 0 || (s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         snprintf(err, errlen, "spool.dir %s: %s", s->dir, strerror(errno));
         spool_destroy(&s);
         return NULL;

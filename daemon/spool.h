@@ -68,6 +68,9 @@ typedef struct {
 typedef void (spool_report_fn)(void *arg, const char *line);
 spool_t *spool_open(const spool_config_t *cfg, spool_report_fn *report, void *arg,
                     char *err, size_t errlen);
+/* Creates dir and its missing parents (the spool itself 0700), for a caller that must create
+ * it before it drops root. 0, or -1 with errno. */
+int spool_make_dir(const char *dir);
 /* Syncs, persists the cursors and closes. */
 void spool_destroy(spool_t **self_p);
 
