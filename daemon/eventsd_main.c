@@ -110,9 +110,9 @@ static void warn_exposed_secrets(const eventsd_config_t *cfg, FILE *to)
     if (!secrets_config_has_password(cfg) || secrets_check_file_mode(cfg->path, msg, sizeof msg) != 1)
         return;
     if (to)
-        fprintf(to, "%s: warning: holds passwords and %s\n", cfg->path, msg);
+        fprintf(to, "warning: %s\n", msg);
     else
-        log_warning("msg=\"config file holds passwords and %s\" path=%s", msg, cfg->path);
+        log_warning("msg=\"%s\" path=%s", msg, cfg->path);
 }
 
 static int check_config(const char *path)

@@ -63,14 +63,17 @@ static void scrub(const char *password, char *err, size_t errlen)
     size_t pl = password ? strlen(password) : 0;
     if (pl == 0 || !err)
         return;
-    char *p;
-    while ((p = strstr(err, password)) != NULL) {
+    char *p, *from = err;
+    while ((p = strstr(from, password)) != NULL) {   /* on from the replacement: a password of
+                                                        stars must not match again forever */
         size_t tail = strlen(p + pl);
         if (pl >= 3) {
             memcpy(p, "***", 3);
             memmove(p + 3, p + pl, tail + 1);
+            from = p + 3;
         } else {   /* a 1-2 byte password: '*' in place, the message keeps its length */
             memset(p, '*', pl);
+            from = p + pl;
         }
         (void) errlen;
     }
@@ -152,12 +155,28 @@ static int parse_conninfo(const char *conninfo, char **password, char *err, size
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
     if (!opts) {
-        bool quiet = strcasestr(conninfo, "password") != NULL || strchr(conninfo, '@') != NULL;
+        /* A URI can spell any key percent-encoded (pass%77ord) and its errors quote whole
+         * tokens or the whole URI: never show libpq's text for one. */
+        bool uri = strncmp(conninfo, "postgresql://", 13) == 0 ||
+                   strncmp(conninfo, "postgres://", 11) == 0;
+        bool quiet = uri || strcasestr(conninfo, "password") != NULL ||
+                     strchr(conninfo, '@') != NULL;
         snprintf(err, errlen, "pgsql: conninfo is not a valid libpq connection string or URI%s%s",
                  quiet || !perr ? "" : ": ", quiet || !perr ? "" : perr);
         PQfreemem(perr);
         return -1;
     }
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "dbname") == 0 && o->val &&
+            (strchr(o->val, '=') || strncmp(o->val, "postgresql://", 13) == 0 ||
+             strncmp(o->val, "postgres://", 11) == 0)) {
+            /* libpq expands only the outer string: this would be sent as a database name and
+             * come back quoted, password and all, in "database ... does not exist". */
+            snprintf(err, errlen, "pgsql: conninfo: 'dbname' holds a connection string; libpq "
+                     "does not expand a nested one: put its settings in the conninfo itself");
+            PQconninfoFree(opts);
+            return -1;
+        }
     if (password) {
         *password = NULL;
         for (PQconninfoOption *o = opts; o->keyword; o++)
