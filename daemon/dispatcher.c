@@ -643,14 +643,27 @@ static bool slot_can_send(const slot_t *s)
     return s->state == SLOT_RUNNING && s->conn_fd >= 0 && !s->stop_sent;
 }
 
+/* Drops what was sent from the front of the buffer: events keep being appended while a slow
+ * worker reads, and without this the buffer would only ever grow. */
+static void slot_compact_out(slot_t *s)
+{
+    if (s->out_off < (1u << 20) && s->out_off * 2 < s->out.size)
+        return;
+    memmove(s->out.data, s->out.data + s->out_off, s->out.size - s->out_off);
+    s->out.size -= s->out_off;
+    s->out_off = 0;
+}
+
 static void slot_flush_out(dispatcher_t *d, group_t *g, slot_t *s)
 {
     while (s->out_off < s->out.size) {
         ssize_t n = send(s->conn_fd, s->out.data + s->out_off, s->out.size - s->out_off,
                          MSG_NOSIGNAL);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
+            if (errno == EAGAIN || errno == EINTR) {
+                slot_compact_out(s);
                 return;
+            }
             log_warning("msg=\"worker connection broken\" worker=%s slot=%d error=\"%s\"",
                         g->name, s->idx, strerror(errno));
             slot_drop_conn(d, g, s);

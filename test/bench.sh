@@ -78,13 +78,14 @@ baseline() {
     echo $(( $(ms) - t0 ))
 }
 
-run_eventsd() {   # run_eventsd PROCESSES -> "elapsed_ms cpu_ms rss_kb"
-    local procs=$1 dir=$W/run-$1
+run_eventsd() {   # run_eventsd PROCESSES [SYNC [EVENTS]] -> "elapsed_ms cpu_ms rss_kb"
+    local procs=$1 sync=${2:-interval} n=${3:-$N} dir=$W/run-$1-${2:-interval}
+    local jobs=$(( n / MINIONS ))
     mkdir -p "$dir"
     cat > "$dir/eventsd.conf" <<CONF
 master_id = "bench";
 runtime_dir = "$dir/run";
-spool = { dir = "$dir/spool"; };
+spool = { dir = "$dir/spool"; sync = "$sync"; };
 sql_dir = "$ROOT/sql";
 bus = { type = "salt-ipc"; path = "$dir/bus.ipc"; };
 stats = { interval = 1; };
@@ -95,9 +96,9 @@ CONF
     "$BUILD/eventsd" -c "$dir/eventsd.conf" 2>"$dir/eventsd.log" &
     daemon=$!
     local t0; t0=$(ms)
-    "$BUILD/eventsd-pub" --bus salt-ipc --path "$dir/bus.ipc" --jobs $JOBS --minions $MINIONS \
+    "$BUILD/eventsd-pub" --bus salt-ipc --path "$dir/bus.ipc" --jobs $jobs --minions $MINIONS \
         --return-size "$SIZE" --wait-clients 1 >/dev/null 2>&1
-    wait_rows "$dir/salt.db" "$N"
+    wait_rows "$dir/salt.db" "$n"
     local elapsed=$(( $(ms) - t0 ))
     local cpu=$(( $(cpu_ticks $daemon) * 1000 / ticks ))
     local rss; rss=$(awk '/VmHWM/ { print $2 }' "/proc/$daemon/status")
@@ -161,6 +162,39 @@ CONF
     echo "$elapsed $cpu $rss"
 }
 
+# A worker whose database is down (nothing listens on its port) while BACKLOG events arrive:
+# they wait in the spool, not in memory. -> "elapsed_ms rss_at_start_kb peak_rss_kb spool_bytes"
+backlog_memory() {
+    local dir=$W/backlog port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    mkdir -p "$dir"
+    cat > "$dir/eventsd.conf" <<CONF
+runtime_dir = "$dir/run";
+spool = { dir = "$dir/spool"; max_bytes = 17179869184L; };
+sql_dir = "$ROOT/sql";
+bus = { type = "salt-ipc"; path = "$dir/bus.ipc"; };
+stats = { interval = 1; };
+shutdown = { timeout_ms = 0; };
+workers = ( { name = "returns"; sink = "pgsql"; conninfo = "host=127.0.0.1 port=$port dbname=none";
+              template = "pgsql/salt_returns.sql"; } );
+rules = ( { tag = "^salt/job/[0-9]+/ret/"; workers = [ "returns" ]; } );
+CONF
+    "$BUILD/eventsd" -c "$dir/eventsd.conf" 2>"$dir/eventsd.log" &
+    daemon=$!
+    until grep -q 'msg="worker started"' "$dir/eventsd.log"; do sleep 0.05; done
+    local rss0; rss0=$(awk '/VmRSS/ { print $2 }' "/proc/$daemon/status")
+    local t0; t0=$(ms)
+    "$BUILD/eventsd-pub" --bus salt-ipc --path "$dir/bus.ipc" --jobs $(( BACKLOG / MINIONS )) \
+        --minions $MINIONS --wait-clients 1 >/dev/null 2>&1
+    local want=$BACKLOG   # the returns; the rule leaves the jobs' other events unmatched
+    until grep 'msg=stats' "$dir/eventsd.log" | tail -1 | grep -q " accepted=$want "; do sleep 0.2; done
+    local elapsed=$(( $(ms) - t0 ))
+    local peak; peak=$(awk '/VmHWM/ { print $2 }' "/proc/$daemon/status")
+    local bytes; bytes=$(du -sb "$dir/spool" | cut -f1)
+    kill -TERM $daemon; wait $daemon || true; daemon=""
+    echo "$elapsed $rss0 $peak $bytes"
+}
+
 priority_latency() {
     local dir=$W/prio
     mkdir -p "$dir"
@@ -197,6 +231,19 @@ for procs in 1 2; do
         "$(awk -v a=$rate -v b=$base_rate 'BEGIN { printf "%.2fx", a / b }')" \
         "$(awk -v c=$cpu -v n=$((N + 2 * JOBS)) 'BEGIN { printf "%.1f", c * 1000 / n }')" $(( rss / 1024 ))
 done
+echo "spool.sync trade-off (SQLite, 1 worker process; 'always' with $(( N / 5 )) events):"
+for sync in none always; do
+    n=$N; [ "$sync" = always ] && n=$(( N / 5 ))
+    read -r elapsed cpu rss < <(run_eventsd 1 $sync $n)
+    rate=$(( n * 1000 / elapsed ))
+    printf '%-52s %8s ms %8s rows/s  %s\n' "  spool.sync = $sync" "$elapsed" "$rate" \
+        "$(awk -v a=$rate -v b=$base_rate 'BEGIN { printf "%.2fx", a / b }')"
+done
+BACKLOG=${BENCH_BACKLOG:-1000000}
+read -r elapsed rss0 peak bytes < <(backlog_memory)
+printf 'sink down, %s events spooled in %s ms (%s events/s): master RSS %s MB at start, peak %s MB (%.2fx); spool %s MB\n' \
+    "$BACKLOG" "$elapsed" $(( BACKLOG * 1000 / elapsed )) $(( rss0 / 1024 )) \
+    $(( peak / 1024 )) "$(awk -v a=$peak -v b=$rss0 'BEGIN { print a / b }')" $(( bytes / 1048576 ))
 if [ "$DB" != 0 ]; then
     for kind in pgsql mysql; do
         if [ "$kind" = pgsql ]; then
