@@ -9,7 +9,8 @@
 # Seeds: test/fuzz/corpus/<target>/ (read only). Work corpus: BUILD/corpus/<target>/ (kept
 # between runs, so coverage accumulates). Artifacts: BUILD/artifacts/<target>/. Logs:
 # BUILD/logs/<target>.log. Temporary files of a harness: BUILD/tmp/<target>/ (its TMPDIR).
-# Dictionaries: test/fuzz/<target>.dict when present.
+# Dictionaries: test/fuzz/<target>.dict; extra libFuzzer flags: test/fuzz/<target>.options
+# (one per line), when present.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -39,14 +40,16 @@ run_one() {
     rm -rf "$tmp"
     mkdir -p "$work" "$art" "$tmp" "$build/logs" "test/fuzz/corpus/$t"
     : > "$build/logs/$t.stamp"
-    local dict=()
+    local dict=() opts=()
     [ -f "test/fuzz/$t.dict" ] && dict=("-dict=test/fuzz/$t.dict")
+    [ -f "test/fuzz/$t.options" ] && mapfile -t opts < <(grep -v -E '^[[:space:]]*(#|$)' "test/fuzz/$t.options")
     local start end rc
     start=$(date +%s.%N)
     # -timeout: one input running this long is a hang; stdin is /dev/null so that no input
     # (a config's @include "/dev/stdin") can wait for a terminal
     TMPDIR=$tmp "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 \
-        -rss_limit_mb=2048 -artifact_prefix="$art" "${dict[@]}" "$work" "test/fuzz/corpus/$t" \
+        -rss_limit_mb=2048 -artifact_prefix="$art" "${dict[@]}" "${opts[@]}" "$work" \
+        "test/fuzz/corpus/$t" \
         < /dev/null > "$log" 2>&1
     rc=$?
     end=$(date +%s.%N)
@@ -95,6 +98,10 @@ for t in "${targets[@]}"; do
         for a in "${found[@]}"; do
             echo "---- $t: input $a (replay: $build/fuzz_$t $a)"
         done
+        if [ ${#found[@]} -eq 0 ] && grep -q 'LeakSanitizer' "$log"; then
+            echo "---- $t: leak found at exit; to name the input:" \
+                 "$build/fuzz_$t -detect_leaks=1 -runs=1 $build/corpus/$t"
+        fi
     fi
 done
 if [ "$failed" -gt 0 ]; then
