@@ -154,16 +154,20 @@ static int prepare_runtime_dir(const char *dir)
  * before privileges are dropped. */
 static int hand_over_dirs(const eventsd_config_t *cfg, const privileges_t *priv)
 {
-    char err[512];
+    char err[512], quarantine[4096];
     if (!priv->enabled)
         return 0;
+    snprintf(quarantine, sizeof quarantine, "%s/quarantine", cfg->spool.dir);
     if (spool_make_dir(cfg->spool.dir) < 0) {
         log_error("msg=\"cannot create spool.dir\" path=%s error=\"%s\"", cfg->spool.dir,
                   strerror(errno));
         return -1;
     }
     if (privileges_chown_dir(cfg->runtime_dir, priv, err, sizeof err) < 0 ||
-        privileges_chown_dir(cfg->spool.dir, priv, err, sizeof err) < 0) {
+        privileges_chown_dir(cfg->spool.dir, priv, err, sizeof err) < 0 ||
+        privileges_chown_files(cfg->spool.dir, priv, err, sizeof err) < 0 ||
+        (access(quarantine, F_OK) == 0 &&
+         privileges_chown_dir(quarantine, priv, err, sizeof err) < 0)) {
         log_error("msg=\"cannot hand a directory to the configured user\" error=\"%s\"", err);
         return -1;
     }

@@ -2,6 +2,7 @@
  * (see privileges.h). */
 #include "privileges.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -332,5 +333,37 @@ int privileges_chown_dir(const char *path, const privileges_t *p, char *err, siz
         rc = -1;
     }
     close(fd);
+    return rc;
+}
+
+/* Files left by an earlier run as root (a spool's segments and cursors) must become the user's
+ * too. Only regular files with a single link, directly in the directory, symlinks untouched:
+ * a hard link the user planted to some other file has two links and is skipped. */
+int privileges_chown_files(const char *path, const privileges_t *p, char *err, size_t errlen)
+{
+    if (!p || !p->enabled)
+        return 0;
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+    if (!d) {
+        snprintf(err, errlen, "%s: cannot open directory: %s", path, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+            st.st_nlink != 1 || (st.st_uid == p->uid && st.st_gid == p->gid))
+            continue;
+        if (fchownat(dfd, e->d_name, p->uid, p->gid, AT_SYMLINK_NOFOLLOW) != 0) {
+            snprintf(err, errlen, "%s/%s: cannot chown: %s", path, e->d_name, strerror(errno));
+            rc = -1;
+            break;
+        }
+    }
+    closedir(d);
     return rc;
 }

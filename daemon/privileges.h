@@ -51,4 +51,9 @@ int privileges_drop(const privileges_t *p, char *err, size_t errlen);
  * 0, or -1 with err naming the path. */
 int privileges_chown_dir(const char *path, const privileges_t *p, char *err, size_t errlen);
 
+/* Gives the regular files directly in path that have a single link (a spool's segments and
+ * cursors left by a run as root) to p's uid and gid; symlinks, hard-linked files and
+ * subdirectories are left alone. Not enabled: 0. 0, or -1 with err. */
+int privileges_chown_files(const char *path, const privileges_t *p, char *err, size_t errlen);
+
 #endif

@@ -11,6 +11,13 @@ N=$(( JOBS * (MINIONS + 2) ))
 chmod 0755 "$T"
 chown nobody "$T"   # the sqlite database and its journal are created by the workers
 write_config "$T/eventsd.conf" "type = \"salt-ipc\"; path = \"$T/bus.ipc\";"
+# A first run as root leaves a root-owned spool behind: the next run hands it over.
+start_eventsd "$T/eventsd.conf"
+wait_for "first run (as root) started" "$DEADLINE" log_has 'msg="eventsd started"'
+kill -TERM "$EVENTSD_PID"
+wait_pid "$EVENTSD_PID" "$DEADLINE" || fail "first run exited with $?"
+[ "$(stat -c %U "$T/spool/cursors")" = root ] || fail "the first run should leave root-owned spool files"
+rm -f "$T"/salt.db*   # the first run's workers created it as root; the spool is the point here
 sed -i '1i user = "nobody";' "$T/eventsd.conf"
 "$EVENTSD" --check-config "$T/eventsd.conf" >/dev/null || fail "check-config rejects user = nobody"
 start_pub pub --bus salt-ipc --path "$T/bus.ipc" --jobs $JOBS --minions $MINIONS --wait-clients 1 --keep-open
@@ -29,13 +36,13 @@ for pid in $EVENTSD_PID $(pgrep -P "$EVENTSD_PID"); do
 done
 workers=$(pgrep -c -P "$EVENTSD_PID")
 [ "$workers" -ge 4 ] || fail "expected 4 worker processes, found $workers"
-for d in "$T/run" "$T/spool"; do
+for d in "$T/run" "$T/spool" "$T/spool/quarantine"; do
     [ "$(stat -c '%a %U' "$d")" = "700 nobody" ] || fail "$d is $(stat -c '%a %U' "$d")"
 done
 for s in "$T"/run/*.sock; do
     [ "$(stat -c '%a %U' "$s")" = "600 nobody" ] || fail "$s is $(stat -c '%a %U' "$s")"
 done
-for f in "$T"/spool/*.seg; do
+for f in "$T"/spool/*.seg "$T/spool/cursors" "$T/spool/lock"; do
     [ "$(stat -c '%a %U' "$f")" = "600 nobody" ] || fail "$f is $(stat -c '%a %U' "$f")"
 done
 kill -TERM "$EVENTSD_PID"
