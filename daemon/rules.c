@@ -20,7 +20,16 @@ struct rules {
     int               n_rules;
     int               n_workers;
     pcre2_match_data *match;
+    char             *subject;      /* see matches() */
+    size_t            subject_cap;
 };
+
+/* The JIT's SIMD scans read whole aligned blocks around the subject: within the pages it
+ * owns, but past the end of the caller's buffer (bytes no one initialised, or outside the
+ * malloc block), which memcheck rightly reports and a hardened allocator could trap. Every
+ * subject is therefore copied into one buffer of ours, aligned to SUBJECT_ALIGN and
+ * initialised SUBJECT_ALIGN bytes beyond the subject. Subjects are tags and fun names: short. */
+#define SUBJECT_ALIGN 64
 
 static pcre2_code *compile_pattern(const char *pattern, const char *file, int line,
                                    const char *what, char *err, size_t errlen)
@@ -107,6 +116,7 @@ void rules_destroy(rules_t **self_p)
     }
     free(self->rules);
     pcre2_match_data_free(self->match);
+    free(self->subject);
     free(self);
     *self_p = NULL;
 }
@@ -118,7 +128,18 @@ int rules_n_workers(const rules_t *self)
 
 static bool matches(rules_t *self, pcre2_code *re, const char *s, size_t len)
 {
-    return pcre2_match(re, (PCRE2_SPTR) s, len, 0, 0, self->match, NULL) >= 0;
+    if (len + SUBJECT_ALIGN > self->subject_cap) {
+        size_t cap = (len / SUBJECT_ALIGN + 2) * SUBJECT_ALIGN;
+        char *grown = aligned_alloc(SUBJECT_ALIGN, cap);
+        if (!grown)   /* out of memory: match in place, the JIT stays within its pages */
+            return pcre2_match(re, (PCRE2_SPTR) s, len, 0, 0, self->match, NULL) >= 0;
+        memset(grown, 0, cap);
+        free(self->subject);
+        self->subject = grown;
+        self->subject_cap = cap;
+    }
+    memcpy(self->subject, s, len);
+    return pcre2_match(re, (PCRE2_SPTR) self->subject, len, 0, 0, self->match, NULL) >= 0;
 }
 
 /* The function an event is about: data.fun, else data.data.fun (fire_master events). */
