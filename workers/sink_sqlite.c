@@ -175,12 +175,25 @@ static void sqlite_close(sink_t **self_p)
     *self_p = NULL;
 }
 
-/* journal_mode=WAL answers with the mode in effect: anything else is worth a message. */
-static int set_pragmas(sqlite3 *db, const char *database, char *err, size_t errlen)
+/* journal_mode=WAL answers with the mode in effect: anything else is worth a message.
+ * Switching a fresh database to WAL needs the exclusive lock; when several workers open it at
+ * once, SQLite answers SQLITE_BUSY at once, without the busy handler, to the connections it
+ * would otherwise deadlock (each holds SHARED, all want EXCLUSIVE). So a busy switch is
+ * retried here, up to busy_ms: the winner switches, the others then find WAL in place. */
+static int set_pragmas(sqlite3 *db, const char *database, int busy_ms, char *err,
+                       size_t errlen)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &stmt, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    for (int waited = 0; rc == SQLITE_OK; waited += 10) {
+        rc = sqlite3_step(stmt);
+        if ((rc & 0xff) != SQLITE_BUSY || waited >= busy_ms)
+            break;
+        sqlite3_reset(stmt);
+        sqlite3_sleep(10);
+        rc = SQLITE_OK;
+    }
+    if (rc == SQLITE_ROW) {
         const char *mode = (const char *) sqlite3_column_text(stmt, 0);
         if (!mode || strcmp(mode, "wal") != 0) {
             snprintf(err, errlen, "sqlite: %s: cannot switch to WAL journal mode (got %s)",
@@ -210,8 +223,9 @@ static int open_db(sqlite_sink_t *self, const worker_config_t *cfg, char *err, s
     }
     sqlite3_extended_result_codes(self->db, 1);
     /* before anything that may need a lock: other workers open the same file */
-    sqlite3_busy_timeout(self->db, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 10000);
-    return set_pragmas(self->db, cfg->database, err, errlen);
+    int busy_ms = cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 10000;
+    sqlite3_busy_timeout(self->db, busy_ms);
+    return set_pragmas(self->db, cfg->database, busy_ms, err, errlen);
 }
 
 static sink_t *sqlite_open(const worker_config_t *cfg, const char *master_id, char *err,
