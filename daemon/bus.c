@@ -44,7 +44,8 @@ bus_t *bus_new(const bus_config_t *cfg)
     self->fd = -1;
     self->decoder = salt_stream_decoder_new(cfg->max_event_bytes, cfg->max_depth);
     self->chunk = malloc(BUS_READ_CHUNK);
-    if (!self->decoder || !self->chunk) {
+    if (!self->decoder || !self->chunk || (cfg->path && !self->cfg.path) ||
+        (cfg->endpoint && !self->cfg.endpoint) || (cfg->host && !self->cfg.host)) {
         bus_destroy(&self);
         return NULL;
     }

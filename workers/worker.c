@@ -54,12 +54,19 @@ static int connect_master(const char *path)
     return -1;
 }
 
+/* Frees everything the worker allocated (what it inherited from the master stays: it is the
+ * master's, and this process ends now). */
 static __attribute__((noreturn)) void worker_exit(worker_t *w, int code)
 {
     if (w->sink)
         w->ops->close(&w->sink);
     for (size_t i = 0; i < w->len; i++)
         worker_event_destroy(&w->batch[i].ev);
+    free(w->batch);
+    free(w->scratch);
+    envelope_reader_destroy(&w->reader);
+    if (w->fd >= 0)
+        close(w->fd);
     _exit(code);   /* never run the master's atexit handlers (czmq) in a child */
 }
 
@@ -126,13 +133,19 @@ static void dead_letter(worker_t *w, const worker_event_t *ev, const char *why)
 static void batch_push(worker_t *w, worker_event_t *ev)
 {
     if (w->len == w->cap) {
-        w->cap = w->cap ? w->cap * 2 : 1024;
-        w->batch = realloc(w->batch, w->cap * sizeof *w->batch);
-        w->scratch = realloc(w->scratch, w->cap * sizeof *w->scratch);
-        if (!w->batch || !w->scratch) {
+        size_t cap = w->cap ? w->cap * 2 : 1024;
+        batch_entry_t *batch = realloc(w->batch, cap * sizeof *batch);
+        if (batch)
+            w->batch = batch;
+        worker_event_t **scratch = batch ? realloc(w->scratch, cap * sizeof *scratch) : NULL;
+        if (scratch)
+            w->scratch = scratch;
+        if (!batch || !scratch) {
             log_error("msg=\"out of memory\"");
+            worker_event_destroy(&ev);
             worker_exit(w, 1);
         }
+        w->cap = cap;
     }
     if (w->len == 0)
         w->oldest_ms = clock_ms();
@@ -256,6 +269,7 @@ static void on_event(worker_t *w, const envelope_msg_t *m)
         stub->tag = strndup(m->tag, m->tag_len);
     if (!stub || !stub->tag) {
         log_error("msg=\"out of memory\"");
+        free(stub);
         worker_exit(w, 1);
     }
     stub->seq = m->seq;
@@ -314,7 +328,7 @@ void worker_run(const worker_config_t *cfg, const char *master_id, int max_depth
     if (!w.ops || w.fd < 0 || !w.reader) {
         log_error("msg=\"worker cannot start\" socket=%s error=\"%s\"", socket_path,
                   w.ops ? strerror(errno) : "unknown sink");
-        _exit(1);
+        worker_exit(&w, 1);
     }
     sink_ready(&w);
     for (;;) {
