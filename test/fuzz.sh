@@ -47,7 +47,7 @@ run_one() {
     start=$(date +%s.%N)
     # -timeout: one input running this long is a hang; stdin is /dev/null so that no input
     # (a config's @include "/dev/stdin") can wait for a terminal
-    TMPDIR=$tmp "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 \
+    TMPDIR=$PWD/$tmp "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 \
         -rss_limit_mb=2048 -artifact_prefix="$art" "${dict[@]}" "${opts[@]}" "$work" \
         "test/fuzz/corpus/$t" \
         < /dev/null > "$log" 2>&1
