@@ -68,6 +68,7 @@ check: db-deps
 	$(MAKE) unit
 	$(MAKE) asan-unit
 	$(MAKE) integration
+	$(MAKE) fuzz-check
 	$(MAKE) deb-check
 
 demo: deps
@@ -127,7 +128,7 @@ deb-check: deps
 	test/deb-check.sh
 
 clean:
-	rm -rf build build-asan build-clang demo debian/eventsd debian/.debhelper debian/files \
+	rm -rf build build-asan build-clang build-fuzz demo debian/eventsd debian/.debhelper debian/files \
 	       debian/*.substvars debian/*.debhelper.log debian/debhelper-build-stamp
 
 -include $(LIB_OBJ:.o=.d)

@@ -19,7 +19,7 @@ FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_BINS    := $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz_%)
 # The project sources the harnesses exercise, instrumented for coverage (from LIB_SRC, so a
 # file another engineer is still writing never breaks this build).
-FUZZ_SRC     := $(filter proto/%.c daemon/config.c daemon/log.c workers/template.c \
+FUZZ_SRC     := $(filter proto/%.c daemon/config.c daemon/log.c daemon/spool.c workers/template.c \
                          workers/worker_event.c,$(LIB_SRC))
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_LIB     := $(FUZZ_BUILD)/libeventsd-fuzz.a
