@@ -160,6 +160,21 @@ static const error_case_t error_cases[] = {
     { "out of range in batch",
       HEAD WORKER_A_WITH(SQLITE_KEYS " batch = { size = 0; };") RULE_A,
       { { 4, "'batch.size' in worker 'a' must be an integer between 1 and 100000" } } },
+    { "unknown key in spool", VALID "spool = { sync_every = 5; };\n",
+      { { 4, "unknown key 'sync_every' in 'spool'" } } },
+    { "unknown spool.sync", VALID "spool = { sync = \"sometimes\"; };\n",
+      { { 4, "unknown value 'sometimes' for 'spool.sync' (expected none, interval or always)" } } },
+    { "unknown spool.when_full", VALID "spool = { when_full = \"drop\"; };\n",
+      { { 4, "unknown value 'drop' for 'spool.when_full' (expected block or drop-oldest)" } } },
+    { "spool.sync_ms out of range", VALID "spool = { sync_ms = 0; };\n",
+      { { 4, "'spool.sync_ms' must be an integer between 1 and 10000" } } },
+    { "spool.segment_bytes out of range", VALID "spool = { segment_bytes = 1000; };\n",
+      { { 4, "'spool.segment_bytes' must be an integer between 65536 and 1073741824" } } },
+    { "spool.max_bytes below two segments",
+      VALID "spool = {\n  segment_bytes = 1048576;\n  max_bytes = 1048576;\n};\n",
+      { { 6, "'spool.max_bytes' (1048576) must be at least twice 'spool.segment_bytes' (1048576)" } } },
+    { "group without user", VALID "group = \"adm\";\n",
+      { { 4, "'group' needs 'user' (privileges are dropped to both)" } } },
     { "reconnect max below min", VALID "bus = { reconnect_min_ms = 10000; };\n",
       { { 4, "'bus.reconnect_max_ms' (5000) must be >= 'bus.reconnect_min_ms' (10000)" } } },
     { "max_inflight below batch size",
@@ -497,6 +512,14 @@ Test(config, minimal_config_gets_the_defaults)
     cr_expect(eq(int, c->bus.reconnect_min_ms, 100));
     cr_expect(eq(int, c->bus.reconnect_max_ms, 5000));
     cr_expect(eq(int, c->bus.line, 0));
+    cr_expect(eq(str, c->spool.dir, "/var/lib/eventsd/spool"));
+    cr_expect(eq(int, c->spool.sync, SPOOL_SYNC_INTERVAL));
+    cr_expect(eq(int, c->spool.sync_ms, 10));
+    cr_expect(eq(i64, c->spool.segment_bytes, 64LL << 20));
+    cr_expect(eq(i64, c->spool.max_bytes, 4LL << 30));
+    cr_expect(eq(int, c->spool.when_full, SPOOL_FULL_BLOCK));
+    cr_expect(eq(ptr, c->user, NULL));
+    cr_expect(eq(ptr, c->group, NULL));
     const worker_config_t *w = &c->workers[0];
     cr_expect(eq(int, w->processes, 1));
     cr_expect(eq(int, w->batch_size, 500));
@@ -506,6 +529,32 @@ Test(config, minimal_config_gets_the_defaults)
     cr_expect(eq(str, w->database, ":memory:"), "sqlite special names are not paths");
     cr_expect(eq(ptr, w->dead_letter, NULL));
     cr_expect(not(c->rules[0].priority));
+    eventsd_config_destroy(&c);
+}
+
+Test(config, spool_and_user_settings_load)
+{
+    char err[2048];
+    eventsd_config_t *c = load_text(
+        "user = \"nobody\";\ngroup = \"nogroup\";\n"
+        "spool = { dir = \"spool\"; sync = \"always\"; sync_ms = 50; segment_bytes = 65536;\n"
+        "          max_bytes = 10000000000L; when_full = \"drop-oldest\"; };\n"
+        "workers = ( { name = \"a\"; sink = \"sqlite\"; database = \":memory:\";\n"
+        "              template = \"sql/t.sql\"; } );\n"
+        "rules = ( { tag = \"^\"; workers = \"a\"; } );\n", err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    char want[PATH_MAX];
+    fmt_into(want, sizeof want, "%s/spool", tmp);
+    cr_expect(eq(str, c->spool.dir, want), "relative to the config's directory");
+    cr_expect(eq(int, c->spool.sync, SPOOL_SYNC_ALWAYS));
+    cr_expect(eq(int, c->spool.sync_ms, 50));
+    cr_expect(eq(i64, c->spool.segment_bytes, 65536));
+    cr_expect(eq(i64, c->spool.max_bytes, 10000000000LL));
+    cr_expect(eq(int, c->spool.when_full, SPOOL_FULL_DROP_OLDEST));
+    cr_expect(eq(str, c->user, "nobody"));
+    cr_expect(eq(str, c->group, "nogroup"));
+    cr_expect(eq(str, (char *) config_spool_sync_name(c->spool.sync), "always"));
+    cr_expect(eq(str, (char *) config_spool_full_name(c->spool.when_full), "drop-oldest"));
     eventsd_config_destroy(&c);
 }
 
@@ -683,6 +732,7 @@ Test(config, example_eventsd_conf_is_valid_and_documents_every_key)
         "database =", "template =", "dead_letter =", "busy_timeout_ms =", "max_inflight =",
         "size =", "interval_ms =", "tag =", "fun =", "workers =", "priority =",
         "conninfo =", "user =", "password =", "socket =", "connect_timeout_ms =",
+        "group =", "sync =", "sync_ms =", "segment_bytes =", "max_bytes =", "when_full =",
     };
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         cr_expect(strstr(text, keys[i]) != NULL, "eventsd.conf does not show '%s'", keys[i]);
