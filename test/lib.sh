@@ -13,6 +13,61 @@ STARTED_PIDS=""
 TEST_NAME=$(basename "$0" .sh)
 DEADLINE=${DEADLINE:-120}
 
+# Running the programs under a tool (test/valgrind.sh does): EVENTSD_WRAPPER and PUB_WRAPPER,
+# when set, are command prefixes put in front of every eventsd and eventsd-pub a test runs. They
+# go through a small exec script in $T/bin, so "$EVENTSD" --check-config is wrapped as well and
+# EVENTSD_PID is still the daemon's pid (its forked workers stay its children). The prefix is
+# expanded by that script's shell: $EVENTSD_TEST_DIR (this test's temp dir, exported) and, in
+# valgrind's --log-file, %q{EVENTSD_TEST_DIR} both work. Valgrind logs must be written as
+# $T/valgrind.<anything>.log: on exit, one with errors or definite/indirect leaks fails the
+# test and is printed, and all are copied to EVENTSD_TOOL_LOGS (a directory) when that is set.
+# Every deadline of wait_for and wait_pid is multiplied by TIME_SCALE (1, or 5 with a wrapper).
+EVENTSD_WRAPPER=${EVENTSD_WRAPPER:-}
+PUB_WRAPPER=${PUB_WRAPPER:-}
+if [ -n "$EVENTSD_WRAPPER$PUB_WRAPPER" ]; then
+    TIME_SCALE=${TIME_SCALE:-5}
+else
+    TIME_SCALE=${TIME_SCALE:-1}
+fi
+export EVENTSD_TEST_DIR=$T
+
+# wrap NAME PROGRAM PREFIX: prints the path of an exec script running PREFIX PROGRAM "$@".
+wrap() {
+    mkdir -p "$T/bin"
+    printf '#!/bin/sh\nexec %s "%s" "$@"\n' "$3" "$2" > "$T/bin/$1"
+    chmod +x "$T/bin/$1"
+    echo "$T/bin/$1"
+}
+[ -z "$EVENTSD_WRAPPER" ] || EVENTSD=$(wrap eventsd "$EVENTSD" "$EVENTSD_WRAPPER")
+[ -z "$PUB_WRAPPER" ] || PUB=$(wrap eventsd-pub "$PUB" "$PUB_WRAPPER")
+
+# valgrind_failed LOG: the log reports a memory error or a definite/indirect leak. A process
+# killed before its exit (kill -9 in a test) has no ERROR SUMMARY: its log still counts when an
+# error was reported while it ran (an error record always carries an "at 0x" stack line).
+valgrind_failed() {
+    if grep -q 'ERROR SUMMARY:' "$1"; then
+        grep -q 'ERROR SUMMARY: [1-9]' "$1"
+    else
+        grep -q '^==[0-9]*==    at 0x' "$1"
+    fi
+}
+
+# check_tool_logs: 1 when a valgrind log in $T failed (each such log is printed in full).
+check_tool_logs() {
+    bad=0
+    for f in "$T"/valgrind.*.log; do
+        [ -f "$f" ] || continue
+        [ -z "${EVENTSD_TOOL_LOGS:-}" ] ||
+            cp "$f" "$EVENTSD_TOOL_LOGS/$TEST_NAME.$(basename "$f")" 2>/dev/null || true
+        if valgrind_failed "$f"; then
+            echo "---- $TEST_NAME: valgrind found errors or leaks: $f" >&2
+            cat "$f" >&2
+            bad=1
+        fi
+    done
+    return "$bad"
+}
+
 cleanup() {
     rc=$?
     for p in $STARTED_PIDS; do
@@ -21,10 +76,15 @@ cleanup() {
     for p in $STARTED_PIDS; do
         wait "$p" 2>/dev/null || true
     done
+    if ! check_tool_logs; then
+        echo "FAIL [$TEST_NAME]: valgrind reported errors or leaks (above)" >&2
+        [ "$rc" != 0 ] || rc=1
+    fi
     if [ "$rc" != 0 ]; then
         echo "---- $TEST_NAME failed; logs from $T:"
         for f in "$T"/*.log; do
             [ -f "$f" ] || continue
+            case "$f" in "$T"/valgrind.*) continue ;; esac   # the failed ones are printed above
             echo "---- $f (last 60 lines)"
             tail -n 60 "$f"
         done
@@ -41,7 +101,7 @@ note() { echo "     [$TEST_NAME] $*"; }
 
 # wait_for "what" SECONDS command...: polls until the command succeeds.
 wait_for() {
-    what=$1; secs=$2; shift 2
+    what=$1; secs=$(( $2 * TIME_SCALE )); shift 2
     end=$(( $(date +%s) + secs ))
     while ! "$@" >/dev/null 2>&1; do
         [ "$(date +%s)" -lt "$end" ] || fail "timed out after ${secs}s waiting for: $what"
@@ -105,7 +165,7 @@ start_pub() {
 
 # wait_pid PID SECONDS: waits for a child to exit and returns its exit code.
 wait_pid() {
-    pid=$1; secs=$2
+    pid=$1; secs=$(( $2 * TIME_SCALE ))
     end=$(( $(date +%s) + secs ))
     while kill -0 "$pid" 2>/dev/null; do
         if [ "$(date +%s)" -ge "$end" ]; then
