@@ -1,0 +1,6 @@
+#!/bin/bash
+# MariaDB stopped for ~16 s during a steady load, then started again: see fault_server_down
+# in db_fault_lib.sh.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/db_fault_lib.sh"
+fault_server_down mysql
