@@ -634,7 +634,7 @@ static void slot_drop_conn(dispatcher_t *d, group_t *g, slot_t *s)
 {
     slot_close_conn(s);
     slot_requeue(d, g, s);
-    if (s->state == SLOT_RUNNING)
+    if (s->state == SLOT_RUNNING && !s->stop_sent)   /* after STOP it is exiting by itself */
         kill(s->pid, SIGTERM);
 }
 

@@ -43,7 +43,7 @@ typedef struct {
     spool_target_t *spool_targets;  /* scratch: the names an event goes to */
     held_t       *held;             /* at most READ_BURST */
     size_t        n_held;
-    int64_t       held_retry_ms;
+    int64_t       held_retry_ms, held_cleared_ms;
     uint64_t      spool_refusals;
     log_complaint_t spool_complaint;
     int           sigfd;
@@ -264,7 +264,15 @@ static void retry_held(master_t *m, int64_t now)
         free(m->held[done++].targets);
     memmove(m->held, m->held + done, (m->n_held - done) * sizeof *m->held);
     m->n_held -= done;
-    if (!m->n_held)
+    if (!m->n_held && done)
+        m->held_cleared_ms = now;
+}
+
+/* Said once the spool took every event for a while: a spool at its limit fills and frees in
+ * turns, and each turn must not log a pair of lines. */
+static void maybe_spool_recovered(master_t *m, int64_t now)
+{
+    if (m->spool_complaint.active && !m->n_held && now - m->held_cleared_ms >= 2000)
         log_recovered(&m->spool_complaint, "msg=\"spool takes events again, reading the bus\" "
                       "spool_bytes=%llu", (unsigned long long) spool_stats(m->spool)->bytes);
 }
@@ -446,6 +454,7 @@ static void run_once(master_t *m)
     if (m->bus)
         bus_tick(m->bus, now);
     retry_held(m, now);
+    maybe_spool_recovered(m, now);
     dispatcher_tick(m->dispatcher, now);
     spool_tick(m->spool, clock_ms());
     if (!m->ready && m->bus && bus_connected(m->bus)) {

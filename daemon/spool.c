@@ -60,7 +60,7 @@ struct spool {
     uint64_t          next_seq, total_bytes;
     bool              dirty;        /* appended since the last fdatasync */
     int64_t           dirty_since_ms, cursors_written_ms;
-    bool              cursors_changed;
+    bool              cursors_changed, cursors_failing;
     msgpack_sbuffer   body;
     msgpack_packer    pk;
     uint64_t          last_seq, last_seg, last_off, last_end;   /* the last append */
@@ -489,6 +489,8 @@ static int cursors_write(spool_t *s)
             rc = renameat(s->dir_fd, CURSOR_FILE ".tmp", s->dir_fd, CURSOR_FILE);
         if (rc == 0)
             sync_dir(s);
+        else
+            unlinkat(s->dir_fd, CURSOR_FILE ".tmp", 0);   /* give back what it took */
     }
     free(text);
     if (rc == 0)
@@ -900,11 +902,19 @@ void spool_tick(spool_t *s, int64_t now)
     }
     if (now - s->cursors_written_ms >= CURSOR_PERIOD_MS) {
         s->cursors_written_ms = now;
-        if (s->cursors_changed && cursors_write(s) < 0)
-            report(s, "msg=\"cannot write the spool cursors\" dir=%s error=\"%s\"", s->dir,
-                   strerror(errno));
-        if (!s->cursors_changed)
-            delete_passed(s);
+        if (s->cursors_changed && cursors_write(s) < 0) {
+            if (!s->cursors_failing)
+                report(s, "msg=\"cannot write the spool cursors, retrying every %d ms\" dir=%s "
+                          "error=\"%s\"", CURSOR_PERIOD_MS, s->dir, strerror(errno));
+            s->cursors_failing = true;
+        } else if (s->cursors_failing && !s->cursors_changed) {
+            s->cursors_failing = false;
+            report(s, "msg=\"spool cursors written again\" dir=%s", s->dir);
+        }
+        /* Even when the cursors could not be written (a full disk): the segments every worker
+         * passed go, or the disk would never get room again. A crash before the next write
+         * leaves older cursors, which start at the oldest segment left: replays, no loss. */
+        delete_passed(s);
     }
 }
 
@@ -929,7 +939,7 @@ int spool_flush(spool_t *s)
     s->dirty = false;
     if (s->consumers && cursors_write(s) < 0)
         rc = -1;
-    else if (s->consumers)
+    if (s->consumers)
         delete_passed(s);
     return rc;
 }

@@ -18,5 +18,6 @@ kill -TERM "$EVENTSD_PID"
 wait_pid "$EVENTSD_PID" "$DEADLINE" || fail "eventsd exited with $? after SIGTERM (want 0)"
 check_exactly_once 0 $(( N - 1 ))
 log_has "drained, every accepted event is committed" || fail "no drain log line"
+! log_has "worker died" || fail "a worker stopping after STOP was counted as died: $(grep "worker died" "$T/eventsd.log" | head -1)"
 [ -z "$(ls -A "$T/run" 2>/dev/null)" ] || fail "runtime dir not cleaned: $(ls "$T/run")"
 pass "SIGTERM committed all $N pending events and exited 0"
