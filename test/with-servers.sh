@@ -11,8 +11,11 @@ stop_all() {
     rm -rf "$dir"
 }
 trap stop_all EXIT
-eval "$("$here/servers.sh" start pgsql "$dir")"
-eval "$("$here/servers.sh" start mysql "$dir")"
+# Through a variable: `eval "$(cmd)"` would ignore a failed start and run COMMAND without it.
+for kind in pgsql mysql; do
+    exports=$("$here/servers.sh" start "$kind" "$dir")
+    eval "$exports"
+done
 export EVENTSD_DB_DIR=$dir
 set +e
 "$@"
