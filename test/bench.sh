@@ -239,7 +239,7 @@ for sync in none always; do
     printf '%-52s %8s ms %8s rows/s  %s\n' "  spool.sync = $sync" "$elapsed" "$rate" \
         "$(awk -v a=$rate -v b=$base_rate 'BEGIN { printf "%.2fx", a / b }')"
 done
-BACKLOG=${BENCH_BACKLOG:-1000000}
+BACKLOG=${BENCH_BACKLOG:-2000000}
 read -r elapsed rss0 peak bytes < <(backlog_memory)
 printf 'sink down, %s events spooled in %s ms (%s events/s): master RSS %s MB at start, peak %s MB (%.2fx); spool %s MB\n' \
     "$BACKLOG" "$elapsed" $(( BACKLOG * 1000 / elapsed )) $(( rss0 / 1024 )) \
