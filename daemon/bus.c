@@ -168,6 +168,10 @@ static int connect_zmq(bus_t *self)
         snprintf(endpoint, sizeof endpoint, ">%s", self->cfg.endpoint);
     else
         snprintf(endpoint, sizeof endpoint, ">ipc://%s", self->cfg.path);
+    /* Before czmq's first socket (zsys_init): czmq must not install its SIGINT/SIGTERM
+     * handlers. The master takes those signals through a signalfd, and the worker processes it
+     * forks inherit the handlers: a worker would then survive SIGTERM, PDEATHSIG's included. */
+    zsys_handler_set(NULL);
     zsock_t *sub = zsock_new(ZMQ_SUB);
     if (!sub)
         return -1;
