@@ -68,6 +68,7 @@ check: db-deps
 	$(MAKE) unit
 	$(MAKE) asan-unit
 	$(MAKE) integration
+	$(MAKE) valgrind
 	$(MAKE) fuzz-check
 	$(MAKE) deb-check
 
@@ -136,3 +137,6 @@ clean:
 # Fuzzing (libFuzzer, clang): `make fuzz` runs each harness for FUZZ_SECONDS; `make fuzz-check`
 # is the short pass `make check` runs. The rules live in test/fuzz.mk.
 -include test/fuzz.mk
+
+# Memcheck over every unit test and the daemon's main integration tests (test/valgrind.mk).
+-include test/valgrind.mk

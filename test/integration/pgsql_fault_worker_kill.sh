@@ -30,6 +30,9 @@ while alive "$pub" || { [ "$kills" -lt "$MIN_KILLS" ] && ! stats_settled; }; do
         # Every seventh round takes every worker at once, otherwise one at random.
         [ $(( rounds % 7 )) = 0 ] || workers=$(echo "$workers" | shuf -n 1)
         for victim in $workers; do
+            # A zombie (killed last round, not reaped yet) is listed too: killing it again
+            # would count a kill that restarts nothing.
+            case "$(ps -o stat= -p "$victim" 2>/dev/null)" in Z*|"") continue ;; esac
             kill -9 "$victim" 2>/dev/null && kills=$(( kills + 1 ))
         done
     fi
