@@ -21,7 +21,7 @@ PROGS    := $(BUILD)/eventsd $(BUILD)/eventsd-pub
 TEST_SRC := $(wildcard test/test_*.c)
 TESTS    := $(TEST_SRC:test/%.c=$(BUILD)/test/%)
 
-.PHONY: all clean install install-files check unit asan-unit integration demo deps db-deps bench man deb deb-check
+.PHONY: all clean install install-files check unit asan-unit integration asan-integration demo deps db-deps bench man deb deb-check
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -57,10 +57,16 @@ unit: $(TESTS)
 
 
 asan-unit:
-	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" unit
+	$(MAKE) BUILD=build-asan SANITIZE="$(ASAN_FLAGS)" unit
 
 integration: $(PROGS)
 	test/with-servers.sh test/run-integration.sh $(BUILD)
+
+# The daemon under ASan/UBSan through the SQLite integration tests (any report fails a test).
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+asan-integration:
+	$(MAKE) BUILD=build-asan SANITIZE="$(ASAN_FLAGS)" all
+	ONLY=sqlite_ test/run-integration.sh build-asan
 
 check: db-deps
 	$(MAKE) all
@@ -68,6 +74,7 @@ check: db-deps
 	$(MAKE) unit
 	$(MAKE) asan-unit
 	$(MAKE) integration
+	$(MAKE) asan-integration
 	$(MAKE) valgrind
 	$(MAKE) fuzz-check
 	$(MAKE) deb-check

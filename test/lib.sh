@@ -61,9 +61,21 @@ valgrind_failed() {
     fi
 }
 
-# check_tool_logs: 1 when a valgrind log in $T failed (each such log is printed in full).
+# Sanitizer builds (make asan-integration) write their reports into $T instead of the daemon's
+# stderr, where a worker's report would only show as a restart: any such report fails the test.
+export ASAN_OPTIONS="log_path=$T/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="log_path=$T/ubsan:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+
+# check_tool_logs: 1 when a valgrind log in $T failed or a sanitizer reported anything (each
+# such log is printed in full).
 check_tool_logs() {
     bad=0
+    for f in "$T"/asan.* "$T"/ubsan.*; do
+        [ -f "$f" ] || continue
+        echo "---- $TEST_NAME: sanitizer report: $f" >&2
+        cat "$f" >&2
+        bad=1
+    done
     for f in "$T"/valgrind.*.log; do
         [ -f "$f" ] || continue
         [ -z "${EVENTSD_TOOL_LOGS:-}" ] ||
@@ -86,7 +98,7 @@ cleanup() {
         wait "$p" 2>/dev/null || true
     done
     if ! check_tool_logs; then
-        echo "FAIL [$TEST_NAME]: valgrind reported errors or leaks (above)" >&2
+        echo "FAIL [$TEST_NAME]: valgrind or a sanitizer reported errors or leaks (above)" >&2
         [ "$rc" != 0 ] || rc=1
     fi
     if [ "$rc" != 0 ]; then
