@@ -343,6 +343,15 @@ static void group_free(dispatcher_t *d, group_t *g)
     free(g);
 }
 
+/* A group that never ran (a failed apply): a consumer made for a name no running group has
+ * would hold every segment forever, so it goes too. */
+static void group_discard(dispatcher_t *d, group_t *g)
+{
+    if (g->consumer && !find_active_group(d, g->name))
+        spool_consumer_remove(d->spool, g->name);
+    group_free(d, g);
+}
+
 static group_t *group_new(dispatcher_t *d, config_ref_t *ref, int index, int generation,
                           char *err, size_t errlen)
 {
@@ -362,7 +371,7 @@ static group_t *group_new(dispatcher_t *d, config_ref_t *ref, int index, int gen
     if (!g->name || !g->slots || !g->consumer) {
         snprintf(err, errlen, "out of memory");
         g->n_slots = 0;
-        group_free(d, g);
+        group_discard(d, g);
         return NULL;
     }
     for (int i = 0; g->slots && i < g->n_slots; i++) {
@@ -374,7 +383,7 @@ static group_t *group_new(dispatcher_t *d, config_ref_t *ref, int index, int gen
     }
     for (int i = 0; g->slots && i < g->n_slots; i++)
         if (slot_listen(d, g, &g->slots[i], err, errlen) < 0) {
-            group_free(d, g);
+            group_discard(d, g);
             return NULL;
         }
     return g;
@@ -472,7 +481,7 @@ int dispatcher_apply(dispatcher_t *d, config_ref_t *ref, char *err, size_t errle
         if (!index[i]) {
             for (int k = 0; k < i; k++)
                 if (created[k])
-                    group_free(d, index[k]);
+                    group_discard(d, index[k]);
             free(index);
             free(created);
             return -1;
