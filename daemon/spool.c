@@ -882,12 +882,6 @@ spool_rc_t spool_append(spool_t *s, const char *tag, size_t tag_len, const uint8
     return SPOOL_FULL;
 }
 
-bool spool_full(const spool_t *s)
-{
-    return s->total_bytes + SPOOL_RECORD_HEADER >= (uint64_t) s->cfg.max_bytes &&
-           s->cfg.when_full == SPOOL_FULL_BLOCK;
-}
-
 /* ---- periodic work ---- */
 
 void spool_tick(spool_t *s, int64_t now)

@@ -95,8 +95,6 @@ int spool_flush(spool_t *self);
 
 uint64_t spool_next_seq(const spool_t *self);
 const spool_stats_t *spool_stats(const spool_t *self);
-/* True while spool_append would return SPOOL_FULL for lack of room under max_bytes. */
-bool spool_full(const spool_t *self);
 
 /* ---- consumers ---- */
 
