@@ -27,6 +27,7 @@
 #define RESTART_MIN_MS    100
 #define RESTART_MAX_MS    10000
 #define STABLE_AFTER_MS   10000
+#define EXIT_GRACE_MS     5000    /* a worker that hung up after STOP gets this long to exit */
 #define ENVELOPE_MAX      (1u << 30)
 
 /* One accepted event, shared by every worker queue that holds it. */
@@ -65,6 +66,7 @@ typedef struct {
     bool               stop_sent;
     int                backoff_ms;
     int64_t            started_ms, restart_at_ms;
+    int64_t            term_at_ms;   /* told to STOP and hung up: SIGTERM if still alive then */
 } slot_t;
 
 typedef struct group {
@@ -296,6 +298,7 @@ static void slot_spawn(group_t *g, slot_t *s, int64_t now)
     s->pid = pid;
     s->started_ms = now;
     s->stop_sent = false;
+    s->term_at_ms = 0;
     log_info("msg=\"worker started\" worker=%s slot=%d pid=%d sink=%s", g->name, s->idx,
              (int) pid, group_cfg(g)->sink);
 }
@@ -643,7 +646,11 @@ static void slot_drop_conn(dispatcher_t *d, group_t *g, slot_t *s)
 {
     slot_close_conn(s);
     slot_requeue(d, g, s);
-    if (s->state == SLOT_RUNNING && !s->stop_sent)   /* after STOP it is exiting by itself */
+    if (s->state != SLOT_RUNNING)
+        return;
+    if (s->stop_sent)   /* after STOP it is exiting by itself: give it time before SIGTERM */
+        s->term_at_ms = clock_ms() + EXIT_GRACE_MS;
+    else
         kill(s->pid, SIGTERM);
 }
 
@@ -898,6 +905,12 @@ static void group_tick(dispatcher_t *d, group_t *g, int64_t now)
         slot_t *s = &g->slots[i];
         if (s->state == SLOT_IDLE && now >= s->restart_at_ms && needed)
             slot_spawn(g, s, now);
+        if (s->state == SLOT_RUNNING && s->term_at_ms && now >= s->term_at_ms) {
+            log_warning("msg=\"worker did not exit after STOP, terminating it\" worker=%s "
+                        "slot=%d pid=%d", g->name, s->idx, (int) s->pid);
+            kill(s->pid, SIGTERM);
+            s->term_at_ms = 0;
+        }
     }
     group_dispatch(d, g);
     if (!needed)
