@@ -57,25 +57,7 @@ VG=$(echo $VG)   # one line: it is written into the tests' wrapper scripts
 start_all=$(date +%s)
 failed=""
 
-# failed_log LOG: a memory error, a definite/indirect leak or a crash (the same test as
-# test/lib.sh's valgrind_failed).
-failed_log() {
-    if grep -Eq 'Process terminating with default action of signal (4|6|7|8|11) ' "$1"; then
-        return 0   # crashed: SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV
-    fi
-    if grep -q 'Process terminating with default action' "$1" || ! grep -q 'ERROR SUMMARY:' "$1"
-    then
-        # killed: by SIGKILL (no leak check at all), or by another signal (SIGTERM from
-        # PDEATHSIG when a test kills the master), whose leak check runs at whatever
-        # instruction the signal hit and reports as lost the blocks only that interrupted code
-        # held (libpq between malloc and queueing). Only errors reported while it ran count.
-        awk '/Process terminating with default action/ { exit }
-             /^==[0-9]+==    at 0x/ { found = 1; exit }
-             END { exit !found }' "$1"
-    else
-        grep -q 'ERROR SUMMARY: [1-9]' "$1"
-    fi
-}
+. "$ROOT/test/valgrind_log.sh"   # valgrind_failed LOG
 
 # ---- 1. unit tests
 unit_start=$(date +%s)
@@ -142,7 +124,7 @@ for f in "$LOGS"/unit/*.log "$LOGS"/integration/*.log; do
     [ -f "$f" ] || continue
     n_logs=$(( n_logs + 1 ))
     grep -q 'ERROR SUMMARY:' "$f" || n_noreport=$(( n_noreport + 1 ))
-    if failed_log "$f"; then
+    if valgrind_failed "$f"; then
         bad_logs="$bad_logs $f"
     fi
 done
