@@ -578,9 +578,11 @@ static int start(const char *path, const char *pidfile, const char *level_overri
         hand_over_dirs(cfg, &priv) < 0)
         goto out;
     m.sigfd = signals_open();
-    m.bus = bus_new(&cfg->bus);
-    if (m.bus)
-        bus_tick(m.bus, clock_ms());   /* connect now, while we may still need root for it */
+    if (priv.enabled) {   /* connect now, while we may still need root for it */
+        m.bus = bus_new(&cfg->bus);
+        if (m.bus)
+            bus_tick(m.bus, clock_ms());
+    }
     if (privileges_drop(&priv, err, sizeof err) < 0) {
         log_error("msg=\"cannot drop privileges, not running as root\" error=\"%s\"", err);
         goto out;
@@ -598,6 +600,10 @@ static int start(const char *path, const char *pidfile, const char *level_overri
         log_error("msg=\"cannot start workers\" error=\"%s\"", err);
         goto out;
     }
+    /* Without a user to drop to, the bus comes after the first fork: a zmq bus starts threads,
+     * and a process with threads is best not forked. */
+    if (!m.bus)
+        m.bus = bus_new(&cfg->bus);
     m.last_stats_ms = clock_ms();
     m.next_stats_ms = m.last_stats_ms + (int64_t) cfg->stats_interval_s * 1000;
     log_info("msg=\"eventsd started\" version=%s config=%s bus=%s workers=%d rules=%d "
