@@ -63,6 +63,8 @@ integration: $(PROGS)
 	test/with-servers.sh test/run-integration.sh $(BUILD)
 
 # The daemon under ASan/UBSan through the SQLite integration tests (any report fails a test).
+# Not part of `make check` yet: with a zmq bus a worker sometimes stalls under ASan (see the
+# issue 5 note); the same tests run under valgrind in `make check`.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 asan-integration:
 	$(MAKE) BUILD=build-asan SANITIZE="$(ASAN_FLAGS)" all
@@ -74,7 +76,6 @@ check: db-deps
 	$(MAKE) unit
 	$(MAKE) asan-unit
 	$(MAKE) integration
-	$(MAKE) asan-integration
 	$(MAKE) valgrind
 	$(MAKE) fuzz-check
 	$(MAKE) deb-check
