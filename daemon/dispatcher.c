@@ -530,29 +530,39 @@ static size_t queue_window(const group_t *g)
     return w < QUEUE_WINDOW_MIN ? QUEUE_WINDOW_MIN : w;
 }
 
-static mevent_t *mevent_new(dispatcher_t *d, uint64_t seq, const char *tag, size_t tag_len,
-                            const uint8_t *payload, size_t payload_len)
+/* An event in master memory: takes tag and payload (malloc'd, freed by mevent_put); NULL, with
+ * both freed, when out of memory. */
+static mevent_t *mevent_adopt(dispatcher_t *d, uint64_t seq, char *tag, size_t tag_len,
+                              uint8_t *payload, size_t payload_len)
 {
     mevent_t *m = calloc(1, sizeof *m);
-    if (!m)
-        return NULL;
-    m->seq = seq;
-    m->tag = malloc(tag_len + 1);
-    m->payload = malloc(payload_len ? payload_len : 1);
-    if (!m->tag || !m->payload) {
-        free(m->tag);
-        free(m->payload);
-        free(m);
+    if (!m) {
+        free(tag);
+        free(payload);
         return NULL;
     }
-    memcpy(m->tag, tag, tag_len);
-    m->tag[tag_len] = '\0';
-    memcpy(m->payload, payload, payload_len);
-    m->tag_len = tag_len;
-    m->payload_len = payload_len;
+    *m = (mevent_t){ .seq = seq, .tag = tag, .tag_len = tag_len, .payload = payload,
+                     .payload_len = payload_len };
     d->queued_events++;
     d->queued_bytes += payload_len + tag_len;
     return m;
+}
+
+/* An event read from the spool: copies of its tag and payload (the record's buffer is reused). */
+static mevent_t *mevent_new(dispatcher_t *d, uint64_t seq, const char *tag, size_t tag_len,
+                            const uint8_t *payload, size_t payload_len)
+{
+    char *t = malloc(tag_len + 1);
+    uint8_t *p = malloc(payload_len ? payload_len : 1);
+    if (!t || !p) {
+        free(t);
+        free(p);
+        return NULL;
+    }
+    memcpy(t, tag, tag_len);
+    t[tag_len] = '\0';
+    memcpy(p, payload, payload_len);
+    return mevent_adopt(d, seq, t, tag_len, p, payload_len);
 }
 
 static bool priority_in_memory(const group_t *g, uint64_t seq)
@@ -577,21 +587,10 @@ static bool takes_from_memory(group_t *g, uint64_t seq, bool prio)
 
 void dispatcher_accept(dispatcher_t *d, salt_event_t *ev, const uint8_t *targets, uint64_t seq)
 {
-    mevent_t *m = calloc(1, sizeof *m);
-    if (!m) {
-        free(ev->tag);
-        free(ev->payload);
-        memset(ev, 0, sizeof *ev);
-        return;
-    }
-    m->seq = seq;
-    m->tag = ev->tag;
-    m->tag_len = ev->tag_len;
-    m->payload = ev->payload;
-    m->payload_len = ev->payload_len;
+    mevent_t *m = mevent_adopt(d, seq, ev->tag, ev->tag_len, ev->payload, ev->payload_len);
     memset(ev, 0, sizeof *ev);
-    d->queued_events++;
-    d->queued_bytes += m->payload_len + m->tag_len;
+    if (!m)
+        return;
     for (int i = 0; i < d->n_index; i++) {
         group_t *g = d->by_index[i];
         if (!(targets[i] & RULES_DELIVER)) {
