@@ -6,7 +6,7 @@ DESTDIR ?=
 BUILD   ?= build
 SANITIZE ?=
 
-PKGS     := libczmq libzmq libpcre2-8 msgpack libconfig sqlite3 libsystemd libpq mysqlclient libisal
+PKGS     := libczmq libzmq libpcre2-8 msgpack libconfig sqlite3 libsystemd libpq mysqlclient libisal hiredis
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iproto -Idaemon -Iworkers \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SANITIZE)
@@ -17,7 +17,7 @@ LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 LIB_SRC  := $(filter-out %_main.c,$(wildcard proto/*.c daemon/*.c workers/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libeventsd.a
-PROGS    := $(BUILD)/eventsd $(BUILD)/eventsd-pub
+PROGS    := $(BUILD)/eventsd $(BUILD)/eventsd-pub $(BUILD)/eventsd-counts
 TEST_SRC := $(wildcard test/test_*.c)
 TESTS    := $(TEST_SRC:test/%.c=$(BUILD)/test/%)
 
@@ -36,6 +36,9 @@ $(BUILD)/eventsd: $(BUILD)/daemon/eventsd_main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/eventsd-pub: $(BUILD)/daemon/pub_main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/eventsd-counts: $(BUILD)/daemon/counts_main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test/%: test/%.c $(LIB)
@@ -117,6 +120,7 @@ install-files: $(PROGS) $(MANS)
 	           $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(BUILD)/eventsd $(DESTDIR)$(PREFIX)/sbin/eventsd
 	install -m 0755 $(BUILD)/eventsd-pub $(DESTDIR)$(PREFIX)/bin/eventsd-pub
+	install -m 0755 $(BUILD)/eventsd-counts $(DESTDIR)$(PREFIX)/bin/eventsd-counts
 	for d in $(SQL_DIALECTS); do \
 	    install -m 0644 sql/$$d/*.sql $(DESTDIR)$(PREFIX)/share/eventsd/sql/$$d/; done
 	install -m 0644 sql/README.md $(DESTDIR)$(PREFIX)/share/eventsd/sql/README.md

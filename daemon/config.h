@@ -52,9 +52,66 @@ typedef struct {
     int          line;         /* line of the spool group, 0 when absent */
 } spool_config_t;
 
+/* Graphite metrics (sink "graphite"). */
+typedef enum { METRIC_SUM, METRIC_MIN, METRIC_MAX, METRIC_MEAN, METRIC_LAST } metric_agg_t;
+
+typedef struct {
+    char        *name;        /* metrics[i].name: name template ("jobs.{data.fun}.count"),
+                                 required; the worker's prefix is put in front */
+    char        *value;       /* metrics[i].value: a field ("data.duration") whose number is
+                                 aggregated; NULL = count the events (each counts 1) */
+    metric_agg_t aggregate;   /* metrics[i].aggregate: sum (default) | min | max | mean | last */
+    int          line;
+} metric_config_t;
+
+typedef struct {
+    char *target;             /* rollups[i].target: "salt.jobs.all.<result>" */
+    char *source;             /* rollups[i].source: "salt.jobs.*.<result>"; '*' and '<name>'
+                                 each match one dot-free component */
+    int   line;
+} rollup_config_t;
+
+/* Throttle on a rule (GambolPutty's Throttle): an event passes the rule when, counting it,
+ * min_count <= count <= max_count for its key within a window of timeframe_s that starts at
+ * the key's first event. Defaults (1, 1) de-duplicate. */
+typedef struct {
+    char *key;                /* throttle.key: name template, required */
+    int   timeframe_s;        /* throttle.timeframe: seconds, default 60, 1 .. 86400 */
+    long long min_count;      /* throttle.min_count, default 1, >= 1 */
+    long long max_count;      /* throttle.max_count, default 1, >= min_count */
+    bool  shared;             /* throttle.shared: count in the top-level redis (INCR + EXPIRE),
+                                 so several eventsd instances share one window; default false */
+    int   line;
+} throttle_config_t;
+
+/* Redis connection (top-level `redis`, used by shared throttles). */
+typedef struct {
+    char *host;               /* redis.host, default "127.0.0.1" */
+    int   port;               /* redis.port, default 6379 */
+    char *password;           /* redis.password, optional; never logged */
+    int   db;                 /* redis.db, default 0, 0 .. 1000 */
+    int   timeout_ms;         /* redis.timeout_ms, default 1000, 10 .. 60000 */
+    int   line;               /* 0 when absent */
+} redis_config_t;
+
+/* Field statistics (top-level `statistics` list): every `interval_s` the values of the chosen
+ * fields seen on matching events are counted and emitted as an internal event
+ * eventsd/stats/<name> that rules route like any other. */
+typedef struct {
+    char  *name;              /* statistics[i].name: [A-Za-z0-9_-]{1,64}, unique, required */
+    char  *tag;               /* statistics[i].tag: PCRE2 pattern; NULL = every accepted event */
+    char **fields;            /* statistics[i].fields: field names ("data.fun"), at least one */
+    int    n_fields;
+    int    interval_s;        /* statistics[i].interval: seconds, default 60, 1 .. 86400 */
+    int    max_values;        /* statistics[i].max_values: distinct values kept per field per
+                                 interval, default 100, 1 .. 100000; the rest count as other */
+    int    line, tag_line;
+} statistic_config_t;
+
 typedef struct {
     char *name;               /* workers[i].name: unique, [A-Za-z0-9_-]{1,64} */
-    char *sink;               /* workers[i].sink: "sqlite" | "file" | "pgsql" | "mysql" */
+    char *sink;               /* workers[i].sink: "sqlite" | "file" | "pgsql" | "mysql" |
+                                 "graphite" | "redis" */
     int   processes;          /* workers[i].processes, default 1, range 1..64 */
     int   batch_size;         /* workers[i].batch.size, default 500, range 1..100000 */
     int   batch_interval_ms;  /* workers[i].batch.interval_ms, default 1000, range 1..3600000 */
@@ -78,6 +135,34 @@ typedef struct {
     char *dead_letter;        /* workers[i].dead_letter: optional JSON-lines file (resolved) */
     int   busy_timeout_ms;    /* workers[i].busy_timeout_ms (sqlite), default 10000,
                                  range 0 .. 3600000 */
+    /* graphite: host (default "127.0.0.1"), port (default 2003), and: */
+    bool  udp;                /* workers[i].protocol: "tcp" (default) | "udp" */
+    char *prefix;             /* workers[i].prefix: put before every metric name with a '.',
+                                 optional; [A-Za-z0-9_:-] components separated by '.' */
+    int   flush_interval_s;   /* workers[i].flush_interval: seconds per aggregate (carbon's
+                                 finest retention), default 10, 1 .. 3600 */
+    metric_config_t *metrics; /* workers[i].metrics: at least one (graphite) */
+    int   n_metrics;
+    rollup_config_t *rollups; /* workers[i].rollups: optional (graphite) */
+    int   n_rollups;
+    /* redis (Event Count Logger counters): host (default "127.0.0.1"), port (default 6379),
+     * password (optional), and: */
+    int   db;                 /* workers[i].db: Redis database index, default 0, 0 .. 1000 */
+    char *group;              /* workers[i].group: ECL group name, required, no ':' */
+    int  *intervals_s;        /* workers[i].intervals: ["5s", "5m", "1h"] (s, m, h, d), at
+                                 least one, each 1 s .. 7 d; ECL's names kept in interval_names */
+    char **interval_names;
+    int   n_intervals;
+    char *counter;            /* workers[i].counter: name template giving the event id
+                                 ("auth", "{data.fun}"), required */
+    char **events;            /* workers[i].events: declared event ids, optional */
+    int   n_events;
+    bool  auto_declare;       /* workers[i].auto_declare: ids not in events are declared when
+                                 first seen (default true); false: such events are counted
+                                 as skipped */
+    int   sync_interval_ms;   /* workers[i].sync_interval_ms: default 1000, 10 .. 3600000 */
+    int   sync_limit;         /* workers[i].sync_limit: sync early after this many events,
+                                 default 1000, 1 .. 10000000 */
     char *fingerprint;        /* every setting above in one string, plus master_id (sinks are
                                  opened with it) and the template file's identity (device,
                                  inode, size, mtime: editing the SQL restarts the worker):
@@ -94,6 +179,7 @@ typedef struct {
     bool   priority;          /* rules[i].priority, default false */
     int    line;              /* line of the rule */
     int    tag_line, fun_line;/* lines of tag and fun; fun_line 0 when fun is absent */
+    throttle_config_t *throttle; /* rules[i].throttle: NULL when absent */
 } rule_config_t;
 
 typedef struct {
@@ -104,6 +190,11 @@ typedef struct {
     char *log_level;          /* log_level: "debug" | "info" (default) | "warning" | "error",
                                  any case in the file, lower case here */
     int   stats_interval_s;   /* stats.interval, seconds, default 60, 0 = off, max 86400 */
+    bool  stats_event;        /* stats.event: also emit the figures as the internal event
+                                 eventsd/stats/eventsd every interval (route it to graphite);
+                                 default false */
+    char *stats_listen;       /* stats.listen: "HOST:PORT" of the Prometheus /metrics HTTP
+                                 listener, NULL = off; port 0 picks a free one (logged) */
     int   shutdown_timeout_ms;/* shutdown.timeout_ms, default 30000, range 0 .. 3600000 */
     char *user;               /* user: drop privileges to it after opening the bus; NULL = keep */
     char *group;              /* group: likewise; default the user's primary group */
@@ -113,6 +204,9 @@ typedef struct {
     int   n_workers;
     rule_config_t *rules;
     int   n_rules;
+    redis_config_t redis;
+    statistic_config_t *statistics;
+    int   n_statistics;
 } eventsd_config_t;
 
 /* Loads and checks path. On error returns NULL and writes every problem found, one per
@@ -127,5 +221,6 @@ int config_worker_index(const eventsd_config_t *self, const char *name);
 const char *config_bus_type_name(bus_type_t type);
 const char *config_spool_sync_name(spool_sync_t sync);
 const char *config_spool_full_name(spool_full_t policy);
+const char *config_metric_agg_name(metric_agg_t agg);
 
 #endif

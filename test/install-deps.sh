@@ -5,7 +5,7 @@
 set -eu
 PKGS="make gcc clang pkg-config libzmq3-dev libczmq-dev libpcre2-dev libmsgpack-dev
 libconfig-dev libsqlite3-dev libcriterion-dev libsystemd-dev libpq-dev
-default-libmysqlclient-dev libisal-dev sqlite3 procps"
+default-libmysqlclient-dev libisal-dev libhiredis-dev sqlite3 procps"
 [ "$#" -gt 0 ] && PKGS="$*"
 missing=""
 for p in $PKGS; do

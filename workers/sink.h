@@ -10,6 +10,14 @@
  *                    the worker dead-letters it and writes the others again;
  *   SINK_FATAL       nothing committed, the sink cannot go on: the worker exits non-zero.
  * err receives a one-line reason for anything but SINK_OK.
+ *
+ * Aggregating sinks (graphite, redis counters) fold events into memory and send the result
+ * later, once per interval. They set flush_at and flush: write_batch then only folds the
+ * events in (SINK_OK = absorbed, nothing sent yet), and the worker holds the acks of every
+ * absorbed event until flush returns SINK_OK. A worker that dies before that never acked
+ * them, so the master sends them again to its successor and nothing is lost; flush must
+ * therefore be safe to repeat after a partial failure (graphite: the same line for the same
+ * time slot overwrites; redis: one MULTI/EXEC).
  */
 #ifndef EVENTSD_SINK_H
 #define EVENTSD_SINK_H
@@ -17,6 +25,7 @@
 #include "config.h"
 #include "worker_event.h"
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum { SINK_OK = 0, SINK_RETRY, SINK_REJECT_ROW, SINK_FATAL } sink_result_t;
 
@@ -31,6 +40,12 @@ typedef struct {
     sink_result_t (*write_batch)(sink_t *self, worker_event_t *const *events, size_t n,
                                  size_t *bad_index, char *err, size_t errlen);
     void (*close)(sink_t **self_p);
+    /* Optional (NULL for row sinks). flush_at: the clock_ms() at which flush is due
+     * (INT64_MAX when nothing is held). flush: sends everything absorbed so far; SINK_OK,
+     * SINK_RETRY (kept, retried with backoff) or SINK_FATAL. On STOP the worker flushes
+     * whatever is held without waiting for flush_at. */
+    int64_t (*flush_at)(sink_t *self);
+    sink_result_t (*flush)(sink_t *self, char *err, size_t errlen);
 } sink_ops_t;
 
 /* NULL when no sink has that name. */
@@ -40,5 +55,7 @@ extern const sink_ops_t sink_sqlite_ops;
 extern const sink_ops_t sink_file_ops;
 extern const sink_ops_t sink_mysql_ops;
 extern const sink_ops_t sink_pgsql_ops;
+extern const sink_ops_t sink_graphite_ops;
+extern const sink_ops_t sink_redis_ops;
 
 #endif

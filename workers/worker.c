@@ -40,6 +40,11 @@ typedef struct {
     int                    retry_ms;
     log_complaint_t        sink_complaint;
     worker_event_t       **scratch;        /* the live events of one chunk, for the sink */
+    /* Aggregating sinks: events absorbed by write_batch but not yet flushed. Their ack waits
+     * for the flush (acks are cumulative: the last seq and the counts). */
+    bool                   held;
+    uint64_t               held_seq, held_committed, held_rejected;
+    int64_t                flush_retry_at_ms;
 } worker_t;
 
 static int connect_master(const char *path)
@@ -203,7 +208,14 @@ static bool write_chunk(worker_t *w)
             rc = w->ops->write_batch(w->sink, w->scratch, live, &bad, err, sizeof err);
         if (rc == SINK_OK) {
             log_recovered(&w->sink_complaint, "msg=\"sink writes again\" sink=%s", w->cfg->sink);
-            send_ack(w, w->batch[chunk - 1].ev->seq, live, dead);
+            if (w->ops->flush) {
+                w->held = true;
+                w->held_seq = w->batch[chunk - 1].ev->seq;
+                w->held_committed += live;
+                w->held_rejected += dead;
+            } else {
+                send_ack(w, w->batch[chunk - 1].ev->seq, live, dead);
+            }
             batch_drop_front(w, chunk);
             w->retry_ms = RETRY_MIN_MS;
             return true;
@@ -248,6 +260,44 @@ static void flush(worker_t *w)
             break;   /* a partial tail waits for its own interval */
     if (w->len == 0 || w->flush_now)
         w->flush_now = false;
+}
+
+/* ---- aggregating sinks ---- */
+
+static int64_t sink_flush_at(const worker_t *w)
+{
+    if (!w->held || !w->sink)
+        return INT64_MAX;
+    if (w->stopping)
+        return w->flush_retry_at_ms;
+    int64_t at = w->ops->flush_at(w->sink);
+    return at > w->flush_retry_at_ms ? at : w->flush_retry_at_ms;
+}
+
+/* Sends what the sink holds and acks the events behind it. */
+static void sink_flush(worker_t *w)
+{
+    char err[1024] = "";
+    sink_result_t rc = w->ops->flush(w->sink, err, sizeof err);
+    if (rc == SINK_OK) {
+        log_recovered(&w->sink_complaint, "msg=\"sink writes again\" sink=%s", w->cfg->sink);
+        send_ack(w, w->held_seq, w->held_committed, w->held_rejected);
+        w->held = false;
+        w->held_committed = w->held_rejected = 0;
+        w->flush_retry_at_ms = 0;
+        w->retry_ms = RETRY_MIN_MS;
+        return;
+    }
+    if (rc == SINK_FATAL) {
+        log_error("msg=\"sink failed fatally, exiting so the master restarts this worker\" "
+                  "sink=%s error=\"%s\"", w->cfg->sink, err);
+        worker_exit(w, 1);
+    }
+    log_complain(&w->sink_complaint, LOG_LVL_WARNING,
+                 "msg=\"sink flush failed, aggregates kept for retry\" sink=%s "
+                 "error=\"%s\" retry_in_ms=%d", w->cfg->sink, err, w->retry_ms);
+    schedule_retry(w);
+    w->flush_retry_at_ms = w->retry_at_ms;
 }
 
 /* ---- receiving ---- */
@@ -306,13 +356,21 @@ static void receive(worker_t *w)
 
 static int poll_timeout(const worker_t *w, int64_t now)
 {
-    if (w->len == 0)
+    int64_t due = INT64_MAX;
+    if (w->len) {
+        due = w->oldest_ms + w->cfg->batch_interval_ms;
+        if (w->flush_now || w->stopping || w->len >= (size_t) w->cfg->batch_size)
+            due = now;
+        if (w->retry_at_ms > due)
+            due = w->retry_at_ms;
+    }
+    int64_t flush = sink_flush_at(w);
+    if (flush < due)
+        due = flush;
+    if (due == INT64_MAX)
         return w->stopping ? 0 : -1;
-    int64_t due = w->oldest_ms + w->cfg->batch_interval_ms;
-    if (w->flush_now || w->stopping || w->len >= (size_t) w->cfg->batch_size)
-        due = now;
-    if (w->retry_at_ms > due)
-        due = w->retry_at_ms;
+    if (due - now > 60000)
+        return 60000;
     return due > now ? (int) (due - now) : 0;
 }
 
@@ -335,7 +393,9 @@ void worker_run(const worker_config_t *cfg, const char *master_id, int max_depth
         int64_t now = clock_ms();
         if (flush_due(&w, now))
             flush(&w);
-        if (w.stopping && w.len == 0)
+        if (w.held && now >= sink_flush_at(&w) && (w.len == 0 || !w.stopping))
+            sink_flush(&w);
+        if (w.stopping && w.len == 0 && !w.held)
             worker_exit(&w, 0);
         struct pollfd pfd = { .fd = w.fd, .events = POLLIN };
         int timeout = poll_timeout(&w, clock_ms());
