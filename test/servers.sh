@@ -1,15 +1,17 @@
 #!/bin/bash
-# Starts and stops private PostgreSQL and MariaDB servers on loopback for the tests.
+# Starts and stops private PostgreSQL, MariaDB, Redis and carbon-cache servers on loopback for the
+# tests.
 #
 #   eval "$(test/servers.sh start pgsql DIR)"    # exports EVENTSD_PG_CONNINFO, EVENTSD_PG_PORT, EVENTSD_PG_DIR
 #   eval "$(test/servers.sh start mysql DIR)"    # exports EVENTSD_MYSQL_{HOST,PORT,SOCKET,USER,PASSWORD,DATABASE,DIR}
+#   eval "$(test/servers.sh start redis DIR)"    # exports EVENTSD_REDIS_{HOST,PORT,DIR}
 #   test/servers.sh restart pgsql|mysql DIR      # stop, then start the same data on the same port; prints the exports
 #   test/servers.sh stop pgsql|mysql DIR         # graceful stop, waits until the server is gone
 #
 # Everything lives under DIR (created if missing): DIR/pgsql (owned by postgres: data/, the unix
 # socket, server.log, port) and DIR/mysql (owned by mysql: data/, mysqld.sock, mysqld.pid,
-# mysqld.log, tmp/, port, password). The data directory is initialised only the first time; later
-# starts reuse it (and its recorded port when that port is free). Servers listen on 127.0.0.1 on a
+# mysqld.log, tmp/, port, password) and DIR/redis (redis.pid, redis.log, port; no persistence).
+# The data directory is initialised only the first time; later starts reuse it (and its recorded port when that port is free). Servers listen on 127.0.0.1 on a
 # random free non-default port, re-picked if the bind loses a race. PostgreSQL runs as `postgres`
 # (trust auth, role and database `eventsd`); MariaDB runs as `mysql` with real authentication
 # (database `eventsd`, user `eventsd` with a random password kept in DIR/mysql/password).
@@ -37,7 +39,7 @@ die() { echo "servers.sh: $*" >&2; exit 1; }
 note() { echo "servers.sh: $*" >&2; }
 
 usage() {
-    echo "usage: $0 start|stop|restart pgsql|mysql DIR" >&2
+    echo "usage: $0 start|stop|restart pgsql|mysql|redis DIR" >&2
     exit 2
 }
 
@@ -363,6 +365,99 @@ my_exports() {
     echo "export EVENTSD_MYSQL_DIR=$(shq "$MYD")"
 }
 
+# ------------------------------------------------------------------------------------ Redis
+
+rd_setup_paths() {
+    RDD="$DIR/redis"
+    RDPID="$RDD/redis.pid"
+    RDLOG="$RDD/redis.log"
+    RDPORTFILE="$RDD/port"
+}
+
+rd_pid() {
+    pid=$(cat "$RDPID" 2>/dev/null || true)
+    case "$pid" in ''|*[!0-9]*) return 0 ;; esac
+    # A stale pid file may name some other process by now.
+    case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
+        redis-server*) alive "$pid" && echo "$pid" ;;
+    esac
+    return 0
+}
+
+rd_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = PONG ]; }
+
+rd_stop() {
+    pid=$(rd_pid)
+    [ -n "$pid" ] || return 0
+    # SIGTERM: with --save '' redis exits at once without writing anything.
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" "$DEADLINE"; then
+        note "redis: graceful stop timed out after ${DEADLINE}s; killing $pid"
+        kill -9 "$pid" 2>/dev/null || true
+        wait_gone "$pid" 10 || { log_tail "$RDLOG"; die "redis: redis-server $pid did not exit"; }
+    fi
+    rm -f "$RDPID"
+}
+
+# rd_start FIXED_PORT(optional)
+rd_start() {
+    fixed=${1:-}
+    mkdir -p "$RDD"
+    chmod 0700 "$RDD"
+    rd_stop
+    try=0
+    while :; do
+        try=$((try + 1))
+        if [ -n "$fixed" ]; then
+            port=$fixed
+            port_free "$port" || die "redis: port $port is taken; cannot restart on the same port"
+        elif [ -s "$RDPORTFILE" ] && port_free "$(cat "$RDPORTFILE")"; then
+            port=$(cat "$RDPORTFILE")
+        else
+            port=$(random_port)
+        fi
+        echo "$port" >"$RDPORTFILE"
+        : >>"$RDLOG"
+        logstart=$(wc -l <"$RDLOG")
+        rm -f "$RDPID"
+        # No persistence (tests want a clean, fast server), loopback only. In the foreground as our
+        # background child (like mariadbd): a failed bind then shows as a dead child at once.
+        redis-server --bind 127.0.0.1 --port "$port" --dir "$RDD" --save '' --appendonly no \
+            --daemonize no --pidfile "$RDPID" --logfile "$RDLOG" --protected-mode yes \
+            </dev/null >>"$RDD/redis.out" 2>&1 &
+        child=$!
+        end=$(( $(date +%s) + DEADLINE ))
+        ok=""
+        while :; do
+            if rd_ping "$port"; then ok=1; break; fi
+            alive "$child" || break
+            [ "$(date +%s)" -lt "$end" ] || break
+            sleep 0.05
+        done
+        [ -n "$ok" ] && break
+        if alive "$child"; then
+            kill -9 "$child" 2>/dev/null || true
+            wait_gone "$child" 10 || true
+        fi
+        wait "$child" 2>/dev/null || true
+        if [ -z "$fixed" ] && [ "$try" -lt "$PORT_TRIES" ] &&
+           tail -n +"$((logstart + 1))" "$RDLOG" | grep -q 'Address already in use'; then
+            note "redis: port $port taken, retrying"
+            rm -f "$RDPORTFILE"
+            continue
+        fi
+        log_tail "$RDD/redis.out" "$RDLOG"
+        die "redis: redis-server in $RDD did not become ready on 127.0.0.1:$port"
+    done
+    rd_exports "$port"
+}
+
+rd_exports() {
+    echo "export EVENTSD_REDIS_HOST=127.0.0.1"
+    echo "export EVENTSD_REDIS_PORT=$1"
+    echo "export EVENTSD_REDIS_DIR=$(shq "$RDD")"
+}
+
 # ------------------------------------------------------------------------------------- main
 
 [ $# -eq 3 ] || usage
@@ -398,6 +493,19 @@ case "$kind" in
                 port=$(cat "$MYPORTFILE")
                 my_stop
                 my_start "$port" ;;
+            *) usage ;;
+        esac ;;
+    redis)
+        command -v redis-server >/dev/null 2>&1 || die "redis-server not installed; run test/install-db-deps.sh"
+        rd_setup_paths
+        case "$action" in
+            start) rd_start ;;
+            stop) [ -d "$RDD" ] && rd_stop; true ;;
+            restart)
+                [ -s "$RDPORTFILE" ] || die "redis: nothing to restart in $RDD (no port recorded)"
+                port=$(cat "$RDPORTFILE")
+                rd_stop
+                rd_start "$port" ;;
             *) usage ;;
         esac ;;
     *) usage ;;
