@@ -8,6 +8,7 @@
 #include <libconfig.h>
 
 #include "config.h"
+#include "config_loader.h"
 #include "log.h"
 #include "payload.h"
 
@@ -26,35 +27,10 @@
 #define DEFAULT_BUS_PATH   "/var/run/salt/master/master_event_pub.ipc"
 #define DEFAULT_RUNTIME    "/run/eventsd"
 #define DEFAULT_SPOOL      "/var/lib/eventsd/spool"
-#define WORKER_NAME_MAX    64          /* fits log idents and runtime file names */
-#define MS_MAX             3600000LL   /* one hour: any larger timeout is a typo */
 
 /* ---- problems ---- */
 
-typedef struct {
-    const char *file;   /* libconfig's copy of the file name: valid until the tree is freed */
-    int         line;
-    int         seq;    /* keeps the sort stable */
-    char       *msg;
-} problem_t;
-
-typedef struct {
-    eventsd_config_t *cfg;
-    char      *conf_dir;   /* absolute directory of the config file */
-    problem_t *probs;
-    int        n_probs, cap_probs;
-    bool       oom;
-} loader_t;
-
-/* Where keys live, for messages: "'<prefix><key>'<owner> must be ..." and
- * "unknown key 'k' <where>". */
-typedef struct {
-    const char *prefix;   /* "bus.", "batch." or "" */
-    const char *owner;    /* " in worker 'returns'", " in rule #2" or "" */
-    const char *where;    /* "at top level", "in 'bus'", "in worker 'returns'", ... */
-} scope_t;
-
-static void problem_add(loader_t *ld, const char *file, int line, char *msg)
+void cfg_problem_add(loader_t *ld, const char *file, int line, char *msg)
 {
     if (!msg) {
         ld->oom = true;
@@ -83,7 +59,7 @@ static char *vfmt(const char *fmt, va_list ap)
 
 /* Reports at setting s (its file and line); s may be the root (line 0 is shown as 1). */
 __attribute__((format(printf, 3, 4)))
-static void problem(loader_t *ld, const config_setting_t *s, const char *fmt, ...)
+void cfg_problem(loader_t *ld, const config_setting_t *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -91,7 +67,7 @@ static void problem(loader_t *ld, const config_setting_t *s, const char *fmt, ..
     va_end(ap);
     const char *file = s ? config_setting_source_file(s) : NULL;
     int line = s ? config_setting_source_line(s) : 0;
-    problem_add(ld, file ? file : ld->cfg->path, line > 0 ? line : 1, msg);
+    cfg_problem_add(ld, file ? file : ld->cfg->path, line > 0 ? line : 1, msg);
 }
 
 static int problem_cmp(const void *a, const void *b)
@@ -164,7 +140,7 @@ static bool failed(const loader_t *ld)
 
 /* ---- small helpers ---- */
 
-static char *xstrdup(loader_t *ld, const char *s)
+char *cfg_strdup(loader_t *ld, const char *s)
 {
     char *d = strdup(s);
     if (!d)
@@ -173,7 +149,7 @@ static char *xstrdup(loader_t *ld, const char *s)
 }
 
 __attribute__((format(printf, 2, 3)))
-static char *fmt(loader_t *ld, const char *f, ...)
+char *cfg_fmt(loader_t *ld, const char *f, ...)
 {
     va_list ap;
     va_start(ap, f);
@@ -208,7 +184,7 @@ static char *canonical_prefix(loader_t *ld, char *joined)
         char *real = realpath(joined, NULL);
         *slash = '/';
         if (real) {
-            char *out = plain_tail(slash) ? fmt(ld, "%s%s", strcmp(real, "/") ? real : "", slash)
+            char *out = plain_tail(slash) ? cfg_fmt(ld, "%s%s", strcmp(real, "/") ? real : "", slash)
                                           : NULL;
             free(real);
             return out;
@@ -225,11 +201,11 @@ static char *canonical_prefix(loader_t *ld, char *joined)
  * become base + "/" + rel, canonicalised as far as they exist, so that logs show /var/lib/x
  * rather than /etc/eventsd/../../var/lib/x and a later chdir cannot change what the path
  * means (base is always absolute). */
-static char *resolve_path(loader_t *ld, const char *base, const char *rel)
+char *cfg_resolve_path(loader_t *ld, const char *base, const char *rel)
 {
     if (rel[0] == '/')
-        return xstrdup(ld, rel);
-    char *joined = fmt(ld, "%s/%s", base, rel);
+        return cfg_strdup(ld, rel);
+    char *joined = cfg_fmt(ld, "%s/%s", base, rel);
     if (!joined)
         return NULL;
     char *real = realpath(joined, NULL);
@@ -243,30 +219,30 @@ static char *resolve_path(loader_t *ld, const char *base, const char *rel)
 
 /* ---- typed lookups: 1 = *out set, 0 = key absent, -1 = present but wrong (reported) ---- */
 
-static config_setting_t *member(const config_setting_t *g, const char *key)
+config_setting_t *cfg_member(const config_setting_t *g, const char *key)
 {
     return g ? config_setting_get_member(g, key) : NULL;
 }
 
-static int setting_line(const config_setting_t *g, const char *key)
+int cfg_line(const config_setting_t *g, const char *key)
 {
-    config_setting_t *s = member(g, key);
+    config_setting_t *s = cfg_member(g, key);
     return s ? config_setting_source_line(s) : 0;
 }
 
-static int get_string(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+int cfg_string(loader_t *ld, const scope_t *sc, const config_setting_t *g,
                       const char *key, const char **out)
 {
-    config_setting_t *s = member(g, key);
+    config_setting_t *s = cfg_member(g, key);
     if (!s)
         return 0;
     if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-        problem(ld, s, "'%s%s'%s must be a string", sc->prefix, key, sc->owner);
+        cfg_problem(ld, s, "'%s%s'%s must be a string", sc->prefix, key, sc->owner);
         return -1;
     }
     const char *v = config_setting_get_string(s);
     if (!v[0]) {
-        problem(ld, s, "'%s%s'%s must not be empty", sc->prefix, key, sc->owner);
+        cfg_problem(ld, s, "'%s%s'%s must not be empty", sc->prefix, key, sc->owner);
         return -1;
     }
     *out = v;
@@ -274,16 +250,16 @@ static int get_string(loader_t *ld, const scope_t *sc, const config_setting_t *g
 }
 
 /* Accepts libconfig int and int64 (1.5 silently wraps plain ints above 2^31: write 5000000000L). */
-static int get_int(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+int cfg_int(loader_t *ld, const scope_t *sc, const config_setting_t *g,
                    const char *key, long long lo, long long hi, long long *out)
 {
-    config_setting_t *s = member(g, key);
+    config_setting_t *s = cfg_member(g, key);
     if (!s)
         return 0;
     int t = config_setting_type(s);
     long long v = config_setting_get_int64(s);
     if ((t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) || v < lo || v > hi) {
-        problem(ld, s, "'%s%s'%s must be an integer between %lld and %lld",
+        cfg_problem(ld, s, "'%s%s'%s must be an integer between %lld and %lld",
                 sc->prefix, key, sc->owner, lo, hi);
         return -1;
     }
@@ -292,22 +268,22 @@ static int get_int(loader_t *ld, const scope_t *sc, const config_setting_t *g,
 }
 
 /* get_int into an int field, leaving the default when absent or wrong. */
-static void get_int_field(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+void cfg_int_field(loader_t *ld, const scope_t *sc, const config_setting_t *g,
                           const char *key, long long lo, long long hi, int *field)
 {
     long long v;
-    if (get_int(ld, sc, g, key, lo, hi, &v) == 1)
+    if (cfg_int(ld, sc, g, key, lo, hi, &v) == 1)
         *field = (int) v;
 }
 
-static int get_bool(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+int cfg_bool(loader_t *ld, const scope_t *sc, const config_setting_t *g,
                     const char *key, bool *out)
 {
-    config_setting_t *s = member(g, key);
+    config_setting_t *s = cfg_member(g, key);
     if (!s)
         return 0;
     if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-        problem(ld, s, "'%s%s'%s must be a boolean (true or false)", sc->prefix, key,
+        cfg_problem(ld, s, "'%s%s'%s must be a boolean (true or false)", sc->prefix, key,
                 sc->owner);
         return -1;
     }
@@ -316,18 +292,18 @@ static int get_bool(loader_t *ld, const scope_t *sc, const config_setting_t *g,
 }
 
 /* The group at key, NULL when absent or not a group (reported). */
-static config_setting_t *get_group(loader_t *ld, const scope_t *sc,
+config_setting_t *cfg_group(loader_t *ld, const scope_t *sc,
                                    const config_setting_t *g, const char *key)
 {
-    config_setting_t *s = member(g, key);
+    config_setting_t *s = cfg_member(g, key);
     if (s && !config_setting_is_group(s)) {
-        problem(ld, s, "'%s%s'%s must be a group { ... }", sc->prefix, key, sc->owner);
+        cfg_problem(ld, s, "'%s%s'%s must be a group { ... }", sc->prefix, key, sc->owner);
         return NULL;
     }
     return s;
 }
 
-static bool in_list(const char *const *list, const char *s)
+bool cfg_in_list(const char *const *list, const char *s)
 {
     for (; *list; list++)
         if (strcmp(*list, s) == 0)
@@ -336,14 +312,14 @@ static bool in_list(const char *const *list, const char *s)
 }
 
 /* Unknown keys are errors: a misspelt key silently falling back to a default is worse. */
-static void check_keys(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+void cfg_check_keys(loader_t *ld, const scope_t *sc, const config_setting_t *g,
                        const char *const *allowed)
 {
     int n = config_setting_length(g);
     for (int i = 0; i < n; i++) {
         config_setting_t *s = config_setting_get_elem(g, (unsigned) i);
-        if (!in_list(allowed, config_setting_name(s)))
-            problem(ld, s, "unknown key '%s' %s", config_setting_name(s), sc->where);
+        if (!cfg_in_list(allowed, config_setting_name(s)))
+            cfg_problem(ld, s, "unknown key '%s' %s", config_setting_name(s), sc->where);
     }
 }
 
@@ -351,13 +327,13 @@ static void check_keys(loader_t *ld, const scope_t *sc, const config_setting_t *
 
 static const char *const top_keys[] = {
     "master_id", "runtime_dir", "sql_dir", "log_level", "user", "group", "bus", "spool",
-    "stats", "shutdown", "workers", "rules", NULL
+    "stats", "shutdown", "workers", "rules", "redis", "statistics", NULL
 };
 static const char *const bus_keys[] = {
     "type", "path", "endpoint", "host", "port", "max_event_bytes", "max_depth",
     "reconnect_min_ms", "reconnect_max_ms", NULL
 };
-static const char *const stats_keys[] = { "interval", NULL };
+static const char *const stats_keys[] = { "interval", "event", "listen", NULL };
 static const char *const shutdown_keys[] = { "timeout_ms", NULL };
 static const char *const bus_type_names[] = { "auto", "zmq", "salt-ipc", "salt-tcp" };
 static const char *const spool_keys[] = {
@@ -374,29 +350,29 @@ static char *default_master_id(loader_t *ld)
     if (gethostname(host, sizeof host) != 0 || !host[0])
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
-    return fmt(ld, "%s_master", host);
+    return cfg_fmt(ld, "%s_master", host);
 }
 
 /* A directory or file path key resolved against base, or def (taken as is) when absent. */
-static char *path_key(loader_t *ld, const scope_t *sc, const config_setting_t *g,
+char *cfg_path_key(loader_t *ld, const scope_t *sc, const config_setting_t *g,
                       const char *key, const char *base, const char *def)
 {
     const char *v;
-    if (get_string(ld, sc, g, key, &v) == 1)
-        return resolve_path(ld, base, v);
-    return def ? xstrdup(ld, def) : NULL;
+    if (cfg_string(ld, sc, g, key, &v) == 1)
+        return cfg_resolve_path(ld, base, v);
+    return def ? cfg_strdup(ld, def) : NULL;
 }
 
 static void load_log_level(loader_t *ld, const config_setting_t *root)
 {
     const char *v = "info";
     log_level_t lvl;
-    if (get_string(ld, &top_scope, root, "log_level", &v) == 1 && log_level_parse(v, &lvl)) {
-        problem(ld, member(root, "log_level"),
+    if (cfg_string(ld, &top_scope, root, "log_level", &v) == 1 && log_level_parse(v, &lvl)) {
+        cfg_problem(ld, cfg_member(root, "log_level"),
                 "'log_level' must be one of debug, info, warning, error (got '%s')", v);
         v = "info";
     }
-    ld->cfg->log_level = xstrdup(ld, v);
+    ld->cfg->log_level = cfg_strdup(ld, v);
     for (char *p = ld->cfg->log_level; p && *p; p++)   /* canonical: callers may strcmp */
         *p = (char) tolower((unsigned char) *p);
 }
@@ -405,47 +381,66 @@ static void load_top_scalars(loader_t *ld, const config_setting_t *root)
 {
     eventsd_config_t *c = ld->cfg;
     const char *v;
-    c->master_id = get_string(ld, &top_scope, root, "master_id", &v) == 1
-                       ? xstrdup(ld, v) : default_master_id(ld);
-    c->runtime_dir = path_key(ld, &top_scope, root, "runtime_dir", ld->conf_dir,
+    c->master_id = cfg_string(ld, &top_scope, root, "master_id", &v) == 1
+                       ? cfg_strdup(ld, v) : default_master_id(ld);
+    c->runtime_dir = cfg_path_key(ld, &top_scope, root, "runtime_dir", ld->conf_dir,
                               DEFAULT_RUNTIME);
-    c->sql_dir = path_key(ld, &top_scope, root, "sql_dir", ld->conf_dir, ld->conf_dir);
-    if (get_string(ld, &top_scope, root, "user", &v) == 1)
-        c->user = xstrdup(ld, v);
-    if (get_string(ld, &top_scope, root, "group", &v) == 1)
-        c->group = xstrdup(ld, v);
+    c->sql_dir = cfg_path_key(ld, &top_scope, root, "sql_dir", ld->conf_dir, ld->conf_dir);
+    if (cfg_string(ld, &top_scope, root, "user", &v) == 1)
+        c->user = cfg_strdup(ld, v);
+    if (cfg_string(ld, &top_scope, root, "group", &v) == 1)
+        c->group = cfg_strdup(ld, v);
     if (c->group && !c->user)
-        problem(ld, member(root, "group"), "'group' needs 'user' (privileges are dropped to both)");
+        cfg_problem(ld, cfg_member(root, "group"), "'group' needs 'user' (privileges are dropped to both)");
     load_log_level(ld, root);
+}
+
+/* "HOST:PORT" or "[V6]:PORT"; port 0 = any free port. */
+static void load_stats_listen(loader_t *ld, const scope_t *sc, const config_setting_t *g)
+{
+    const char *v;
+    if (cfg_string(ld, sc, g, "listen", &v) != 1)
+        return;
+    const char *colon = strrchr(v, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == v || !colon[1] || *end || port < 0 || port > 65535) {
+        cfg_problem(ld, cfg_member(g, "listen"),
+                    "'stats.listen' must be HOST:PORT (e.g. \"127.0.0.1:9108\"), got '%s'", v);
+        return;
+    }
+    ld->cfg->stats_listen = cfg_strdup(ld, v);
 }
 
 static void load_stats_shutdown(loader_t *ld, const config_setting_t *root)
 {
     static const scope_t st = { "stats.", "", "in 'stats'" };
     static const scope_t sd = { "shutdown.", "", "in 'shutdown'" };
-    config_setting_t *g = get_group(ld, &top_scope, root, "stats");
+    config_setting_t *g = cfg_group(ld, &top_scope, root, "stats");
     if (g) {
-        check_keys(ld, &st, g, stats_keys);
-        get_int_field(ld, &st, g, "interval", 0, 86400, &ld->cfg->stats_interval_s);
+        cfg_check_keys(ld, &st, g, stats_keys);
+        cfg_int_field(ld, &st, g, "interval", 0, 86400, &ld->cfg->stats_interval_s);
+        cfg_bool(ld, &st, g, "event", &ld->cfg->stats_event);
+        load_stats_listen(ld, &st, g);
     }
-    g = get_group(ld, &top_scope, root, "shutdown");
+    g = cfg_group(ld, &top_scope, root, "shutdown");
     if (g) {
-        check_keys(ld, &sd, g, shutdown_keys);
-        get_int_field(ld, &sd, g, "timeout_ms", 0, MS_MAX, &ld->cfg->shutdown_timeout_ms);
+        cfg_check_keys(ld, &sd, g, shutdown_keys);
+        cfg_int_field(ld, &sd, g, "timeout_ms", 0, MS_MAX, &ld->cfg->shutdown_timeout_ms);
     }
 }
 
 static void load_bus_type(loader_t *ld, const scope_t *sc, const config_setting_t *g)
 {
     const char *v;
-    if (get_string(ld, sc, g, "type", &v) != 1)
+    if (cfg_string(ld, sc, g, "type", &v) != 1)
         return;
     for (int i = 0; i < 4; i++)
         if (strcmp(v, bus_type_names[i]) == 0) {
             ld->cfg->bus.type = (bus_type_t) i;
             return;
         }
-    problem(ld, member(g, "type"),
+    cfg_problem(ld, cfg_member(g, "type"),
             "unknown bus type '%s' in 'bus.type' (expected auto, zmq, salt-ipc or salt-tcp)", v);
 }
 
@@ -453,18 +448,18 @@ static void load_bus_numbers(loader_t *ld, const scope_t *sc, const config_setti
 {
     bus_config_t *b = &ld->cfg->bus;
     long long v;
-    get_int_field(ld, sc, g, "port", 1, 65535, &b->port);
-    if (get_int(ld, sc, g, "max_event_bytes", 1024, 1LL << 30, &v) == 1)
+    cfg_int_field(ld, sc, g, "port", 1, 65535, &b->port);
+    if (cfg_int(ld, sc, g, "max_event_bytes", 1024, 1LL << 30, &v) == 1)
         b->max_event_bytes = (size_t) v;
-    get_int_field(ld, sc, g, "max_depth", 2, PAYLOAD_MSGPACK_MAX_DEPTH, &b->max_depth);
-    int min_ok = get_int(ld, sc, g, "reconnect_min_ms", 1, MS_MAX, &v);
+    cfg_int_field(ld, sc, g, "max_depth", 2, PAYLOAD_MSGPACK_MAX_DEPTH, &b->max_depth);
+    int min_ok = cfg_int(ld, sc, g, "reconnect_min_ms", 1, MS_MAX, &v);
     if (min_ok == 1)
         b->reconnect_min_ms = (int) v;
-    int max_ok = get_int(ld, sc, g, "reconnect_max_ms", 1, MS_MAX, &v);
+    int max_ok = cfg_int(ld, sc, g, "reconnect_max_ms", 1, MS_MAX, &v);
     if (max_ok == 1)
         b->reconnect_max_ms = (int) v;
     if (min_ok >= 0 && max_ok >= 0 && b->reconnect_max_ms < b->reconnect_min_ms)
-        problem(ld, member(g, max_ok ? "reconnect_max_ms" : "reconnect_min_ms"),
+        cfg_problem(ld, cfg_member(g, max_ok ? "reconnect_max_ms" : "reconnect_min_ms"),
                 "'bus.reconnect_max_ms' (%d) must be >= 'bus.reconnect_min_ms' (%d)",
                 b->reconnect_max_ms, b->reconnect_min_ms);
 }
@@ -473,29 +468,29 @@ static void load_bus(loader_t *ld, const config_setting_t *root)
 {
     static const scope_t sc = { "bus.", "", "in 'bus'" };
     bus_config_t *b = &ld->cfg->bus;
-    config_setting_t *g = get_group(ld, &top_scope, root, "bus");
+    config_setting_t *g = cfg_group(ld, &top_scope, root, "bus");
     const char *v;
     if (g) {
         b->line = config_setting_source_line(g);
-        check_keys(ld, &sc, g, bus_keys);
+        cfg_check_keys(ld, &sc, g, bus_keys);
         load_bus_type(ld, &sc, g);
         load_bus_numbers(ld, &sc, g);
     }
     /* bus.path is resolved like every other path so that etc/demo.conf works from any cwd. */
-    b->path = path_key(ld, &sc, g, "path", ld->conf_dir, DEFAULT_BUS_PATH);
-    b->host = get_string(ld, &sc, g, "host", &v) == 1 ? xstrdup(ld, v) : xstrdup(ld, "127.0.0.1");
-    if (get_string(ld, &sc, g, "endpoint", &v) == 1)
-        b->endpoint = xstrdup(ld, v);
+    b->path = cfg_path_key(ld, &sc, g, "path", ld->conf_dir, DEFAULT_BUS_PATH);
+    b->host = cfg_string(ld, &sc, g, "host", &v) == 1 ? cfg_strdup(ld, v) : cfg_strdup(ld, "127.0.0.1");
+    if (cfg_string(ld, &sc, g, "endpoint", &v) == 1)
+        b->endpoint = cfg_strdup(ld, v);
     else if (b->path)
-        b->endpoint = fmt(ld, "ipc://%s", b->path);
+        b->endpoint = cfg_fmt(ld, "ipc://%s", b->path);
 }
 
 /* An enum key: index of its value in names, or the default when absent or wrong (reported). */
-static int get_enum(loader_t *ld, const scope_t *sc, const config_setting_t *g, const char *key,
+int cfg_enum(loader_t *ld, const scope_t *sc, const config_setting_t *g, const char *key,
                     const char *const *names, int def)
 {
     const char *v;
-    if (get_string(ld, sc, g, key, &v) != 1)
+    if (cfg_string(ld, sc, g, key, &v) != 1)
         return def;
     for (int i = 0; names[i]; i++)
         if (strcmp(v, names[i]) == 0)
@@ -504,7 +499,7 @@ static int get_enum(loader_t *ld, const scope_t *sc, const config_setting_t *g, 
     for (int i = 0; names[i]; i++)
         snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%s",
                  i ? (names[i + 1] ? ", " : " or ") : "", names[i]);
-    problem(ld, member(g, key), "unknown value '%s' for '%s%s' (expected %s)", v, sc->prefix,
+    cfg_problem(ld, cfg_member(g, key), "unknown value '%s' for '%s%s' (expected %s)", v, sc->prefix,
             key, expected);
     return def;
 }
@@ -513,60 +508,72 @@ static void load_spool(loader_t *ld, const config_setting_t *root)
 {
     static const scope_t sc = { "spool.", "", "in 'spool'" };
     spool_config_t *sp = &ld->cfg->spool;
-    config_setting_t *g = get_group(ld, &top_scope, root, "spool");
+    config_setting_t *g = cfg_group(ld, &top_scope, root, "spool");
     if (g) {
         sp->line = config_setting_source_line(g);
-        check_keys(ld, &sc, g, spool_keys);
-        sp->sync = (spool_sync_t) get_enum(ld, &sc, g, "sync", spool_sync_names, sp->sync);
-        sp->when_full = (spool_full_t) get_enum(ld, &sc, g, "when_full", spool_full_names,
+        cfg_check_keys(ld, &sc, g, spool_keys);
+        sp->sync = (spool_sync_t) cfg_enum(ld, &sc, g, "sync", spool_sync_names, sp->sync);
+        sp->when_full = (spool_full_t) cfg_enum(ld, &sc, g, "when_full", spool_full_names,
                                                 sp->when_full);
-        get_int_field(ld, &sc, g, "sync_ms", 1, 10000, &sp->sync_ms);
-        get_int(ld, &sc, g, "segment_bytes", 64LL << 10, 1LL << 30, &sp->segment_bytes);
-        int max_ok = get_int(ld, &sc, g, "max_bytes", 1LL << 20, 1LL << 50, &sp->max_bytes);
+        cfg_int_field(ld, &sc, g, "sync_ms", 1, 10000, &sp->sync_ms);
+        cfg_int(ld, &sc, g, "segment_bytes", 64LL << 10, 1LL << 30, &sp->segment_bytes);
+        int max_ok = cfg_int(ld, &sc, g, "max_bytes", 1LL << 20, 1LL << 50, &sp->max_bytes);
         if (max_ok >= 0 && sp->max_bytes < 2 * sp->segment_bytes)
-            problem(ld, member(g, max_ok ? "max_bytes" : "segment_bytes"),
+            cfg_problem(ld, cfg_member(g, max_ok ? "max_bytes" : "segment_bytes"),
                     "'spool.max_bytes' (%lld) must be at least twice 'spool.segment_bytes' (%lld)",
                     sp->max_bytes, sp->segment_bytes);
     }
-    sp->dir = path_key(ld, &sc, g, "dir", ld->conf_dir, DEFAULT_SPOOL);
+    sp->dir = cfg_path_key(ld, &sc, g, "dir", ld->conf_dir, DEFAULT_SPOOL);
 }
 
 /* ---- workers ---- */
 
-static const char *const worker_keys[] = {
-    "name", "sink", "processes", "database", "template", "path", "dead_letter",
-    "busy_timeout_ms", "max_inflight", "batch", "conninfo", "host", "port", "socket", "user",
-    "password", "connect_timeout_ms", NULL
+/* Keys every worker may have; the others belong to sinks (sink_spec_t.own), and a key of
+ * another sink is an error that names the sink rather than "unknown key". */
+static const char *const common_worker_keys[] = {
+    "name", "sink", "processes", "batch", "max_inflight", "dead_letter", NULL
+};
+static const char *const db_worker_keys[] = {
+    "database", "template", "path", "busy_timeout_ms", "conninfo", "host", "port", "socket",
+    "user", "password", "connect_timeout_ms", NULL
 };
 static const char *const batch_keys[] = { "size", "interval_ms", NULL };
 
 typedef struct {
     const char        *name;
     const char *const *required;
-    const char *const *foreign;   /* known keys that mean nothing to this sink */
+    const char *const *own;        /* the sink-specific keys it understands */
 } sink_spec_t;
 
 static const char *const sqlite_required[] = { "template", "database", NULL };
-static const char *const sqlite_foreign[] = { "path", "conninfo", "host", "port", "socket",
-                                              "user", "password", "connect_timeout_ms", NULL };
+static const char *const sqlite_own[] = { "template", "database", "busy_timeout_ms", NULL };
 static const char *const file_required[] = { "path", NULL };
-static const char *const file_foreign[] = { "template", "database", "busy_timeout_ms",
-                                            "conninfo", "host", "port", "socket", "user",
-                                            "password", "connect_timeout_ms", NULL };
+static const char *const file_own[] = { "path", NULL };
 static const char *const pgsql_required[] = { "template", "conninfo", NULL };
-static const char *const pgsql_foreign[] = { "path", "database", "busy_timeout_ms", "host",
-                                             "port", "socket", "user", "password", NULL };
+static const char *const pgsql_own[] = { "template", "conninfo", "connect_timeout_ms", NULL };
 static const char *const mysql_required[] = { "template", "database", "user", NULL };
-static const char *const mysql_foreign[] = { "path", "busy_timeout_ms", "conninfo", NULL };
+static const char *const mysql_own[] = { "template", "database", "host", "port", "socket",
+                                         "user", "password", "connect_timeout_ms", NULL };
+static const char *const graphite_required[] = { "metrics", NULL };
+static const char *const graphite_own[] = { "host", "port", "protocol", "prefix",
+                                            "flush_interval", "metrics", "rollups",
+                                            "connect_timeout_ms", NULL };
+static const char *const redis_required[] = { "group", "intervals", "counter", NULL };
+static const char *const redis_own[] = { "host", "port", "password", "db", "group", "intervals",
+                                         "counter", "events", "auto_declare",
+                                         "sync_interval_ms", "sync_limit", "connect_timeout_ms",
+                                         NULL };
 
 static const sink_spec_t sinks[] = {
-    { "sqlite", sqlite_required, sqlite_foreign },
-    { "file", file_required, file_foreign },
-    { "pgsql", pgsql_required, pgsql_foreign },
-    { "mysql", mysql_required, mysql_foreign },
+    { "sqlite", sqlite_required, sqlite_own },
+    { "file", file_required, file_own },
+    { "pgsql", pgsql_required, pgsql_own },
+    { "mysql", mysql_required, mysql_own },
+    { "graphite", graphite_required, graphite_own },
+    { "redis", redis_required, redis_own },
 };
 
-#define SINK_NAMES "sqlite, file, pgsql or mysql"
+#define SINK_NAMES "sqlite, file, pgsql, mysql, graphite or redis"
 
 /* Message fragments for one worker; label is "worker 'name'" or "worker #N". */
 typedef struct {
@@ -592,14 +599,14 @@ static void worker_name(loader_t *ld, const config_setting_t *g, int idx,
     snprintf(wc->label, sizeof wc->label, "worker #%d", idx + 1);
     snprintf(wc->owner, sizeof wc->owner, " in %s", wc->label);
     scope_t anon = { "", wc->owner, "" };
-    int r = get_string(ld, &anon, g, "name", &v);
+    int r = cfg_string(ld, &anon, g, "name", &v);
     if (r == 0)
-        problem(ld, g, "missing key 'name' in worker #%d", idx + 1);
+        cfg_problem(ld, g, "missing key 'name' in worker #%d", idx + 1);
     else if (r == 1 && !valid_worker_name(v))
-        problem(ld, member(g, "name"), "invalid worker name '%s' (use 1 to %d of A-Z a-z 0-9 _ -)",
+        cfg_problem(ld, cfg_member(g, "name"), "invalid worker name '%s' (use 1 to %d of A-Z a-z 0-9 _ -)",
                 v, WORKER_NAME_MAX);
     else if (r == 1) {
-        w->name = xstrdup(ld, v);
+        w->name = cfg_strdup(ld, v);
         snprintf(wc->label, sizeof wc->label, "worker '%s'", v);
     }
     snprintf(wc->owner, sizeof wc->owner, " in %s", wc->label);
@@ -613,54 +620,87 @@ static const sink_spec_t *worker_sink(loader_t *ld, const config_setting_t *g,
                                       const worker_ctx_t *wc, worker_config_t *w)
 {
     const char *v;
-    int r = get_string(ld, &wc->sc, g, "sink", &v);
+    int r = cfg_string(ld, &wc->sc, g, "sink", &v);
     if (r == 0)
-        problem(ld, g, "missing key 'sink' in %s (expected " SINK_NAMES ")", wc->label);
+        cfg_problem(ld, g, "missing key 'sink' in %s (expected " SINK_NAMES ")", wc->label);
     if (r != 1)
         return NULL;
     for (size_t i = 0; i < sizeof sinks / sizeof *sinks; i++)
         if (strcmp(v, sinks[i].name) == 0) {
-            w->sink = xstrdup(ld, v);
+            w->sink = cfg_strdup(ld, v);
             return &sinks[i];
         }
-    problem(ld, member(g, "sink"), "unknown sink '%s' in %s (expected " SINK_NAMES ")", v,
+    cfg_problem(ld, cfg_member(g, "sink"), "unknown sink '%s' in %s (expected " SINK_NAMES ")", v,
             wc->label);
     return NULL;
 }
 
-static void worker_sink_keys(loader_t *ld, const config_setting_t *g, const worker_ctx_t *wc,
-                             const sink_spec_t *spec)
+static bool known_worker_key(const char *key)
 {
-    for (const char *const *k = spec->required; *k; k++)
-        if (!member(g, *k))
-            problem(ld, g, "missing key '%s' in %s (required by sink '%s')", *k, wc->label,
-                    spec->name);
-    for (const char *const *k = spec->foreign; *k; k++)
-        if (member(g, *k))
-            problem(ld, member(g, *k), "key '%s' in %s does not apply to sink '%s'", *k,
-                    wc->label, spec->name);
+    return cfg_in_list(common_worker_keys, key) || cfg_in_list(db_worker_keys, key) ||
+           cfg_in_list(metrics_worker_keys, key);
+}
+
+/* Unknown keys, keys of other sinks, and missing required keys. */
+static void worker_keys(loader_t *ld, const config_setting_t *g, const worker_ctx_t *wc,
+                        const sink_spec_t *spec)
+{
+    for (const char *const *k = spec ? spec->required : NULL; k && *k; k++)
+        if (!cfg_member(g, *k))
+            cfg_problem(ld, g, "missing key '%s' in %s (required by sink '%s')", *k, wc->label,
+                        spec->name);
+    int n = config_setting_length(g);
+    for (int i = 0; i < n; i++) {
+        config_setting_t *s = config_setting_get_elem(g, (unsigned) i);
+        const char *key = config_setting_name(s);
+        if (!known_worker_key(key))
+            cfg_problem(ld, s, "unknown key '%s' %s", key, wc->where);
+        else if (spec && !cfg_in_list(common_worker_keys, key) && !cfg_in_list(spec->own, key))
+            cfg_problem(ld, s, "key '%s' in %s does not apply to sink '%s'", key, wc->label,
+                        spec->name);
+    }
+}
+
+/* Aggregating sinks hold their events' acks for a whole flush interval, so their default
+ * window must cover an interval of a busy bus. */
+#define AGGREGATING_INFLIGHT 50000
+
+static bool is_aggregating(const worker_config_t *w)
+{
+    return w->sink && (strcmp(w->sink, "graphite") == 0 || strcmp(w->sink, "redis") == 0);
+}
+
+static int default_port(const char *sink)
+{
+    if (sink && strcmp(sink, "graphite") == 0)
+        return 2003;
+    if (sink && strcmp(sink, "redis") == 0)
+        return 6379;
+    return 3306;
 }
 
 static void worker_numbers(loader_t *ld, const config_setting_t *g, const worker_ctx_t *wc,
                            worker_config_t *w)
 {
-    get_int_field(ld, &wc->sc, g, "processes", 1, 64, &w->processes);
-    get_int_field(ld, &wc->sc, g, "busy_timeout_ms", 0, MS_MAX, &w->busy_timeout_ms);
-    get_int_field(ld, &wc->sc, g, "port", 1, 65535, &w->port);
-    get_int_field(ld, &wc->sc, g, "connect_timeout_ms", 100, MS_MAX, &w->connect_timeout_ms);
-    config_setting_t *b = get_group(ld, &wc->sc, g, "batch");
+    cfg_int_field(ld, &wc->sc, g, "processes", 1, 64, &w->processes);
+    cfg_int_field(ld, &wc->sc, g, "busy_timeout_ms", 0, MS_MAX, &w->busy_timeout_ms);
+    cfg_int_field(ld, &wc->sc, g, "port", 1, 65535, &w->port);
+    cfg_int_field(ld, &wc->sc, g, "connect_timeout_ms", 100, MS_MAX, &w->connect_timeout_ms);
+    config_setting_t *b = cfg_group(ld, &wc->sc, g, "batch");
     if (b) {
-        check_keys(ld, &wc->batch_sc, b, batch_keys);
-        get_int_field(ld, &wc->batch_sc, b, "size", 1, 100000, &w->batch_size);
-        get_int_field(ld, &wc->batch_sc, b, "interval_ms", 1, MS_MAX, &w->batch_interval_ms);
+        cfg_check_keys(ld, &wc->batch_sc, b, batch_keys);
+        cfg_int_field(ld, &wc->batch_sc, b, "size", 1, 100000, &w->batch_size);
+        cfg_int_field(ld, &wc->batch_sc, b, "interval_ms", 1, MS_MAX, &w->batch_interval_ms);
     }
     long long v;
     w->max_inflight = 4 * w->batch_size;
-    if (get_int(ld, &wc->sc, g, "max_inflight", 1, 10000000, &v) != 1)
+    if (is_aggregating(w) && w->max_inflight < AGGREGATING_INFLIGHT)
+        w->max_inflight = AGGREGATING_INFLIGHT;
+    if (cfg_int(ld, &wc->sc, g, "max_inflight", 1, 10000000, &v) != 1)
         return;
     w->max_inflight = (int) v;
     if (w->max_inflight < w->batch_size)
-        problem(ld, member(g, "max_inflight"),
+        cfg_problem(ld, cfg_member(g, "max_inflight"),
                 "'max_inflight'%s (%d) must be >= 'batch.size' (%d)", wc->owner,
                 w->max_inflight, w->batch_size);
 }
@@ -670,12 +710,12 @@ static void check_template(loader_t *ld, const config_setting_t *s, const char *
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        problem(ld, s, "cannot read template '%s': %s", path, strerror(errno));
+        cfg_problem(ld, s, "cannot read template '%s': %s", path, strerror(errno));
         return;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        problem(ld, s, "cannot read template '%s': not a regular file", path);
+        cfg_problem(ld, s, "cannot read template '%s': not a regular file", path);
     close(fd);
 }
 
@@ -690,17 +730,17 @@ static void worker_paths(loader_t *ld, const config_setting_t *g, const worker_c
 {
     const char *v;
     const char *dir = ld->cfg->sql_dir ? ld->cfg->sql_dir : ld->conf_dir;
-    w->template_line = setting_line(g, "template");
-    w->template_path = path_key(ld, &wc->sc, g, "template", dir, NULL);
+    w->template_line = cfg_line(g, "template");
+    w->template_path = cfg_path_key(ld, &wc->sc, g, "template", dir, NULL);
     if (w->template_path)
-        check_template(ld, member(g, "template"), w->template_path);
+        check_template(ld, cfg_member(g, "template"), w->template_path);
     bool is_mysql = w->sink && strcmp(w->sink, "mysql") == 0;
-    if (get_string(ld, &wc->sc, g, "database", &v) == 1)   /* mysql: a name, not a path */
-        w->database = is_mysql || sqlite_special(v) ? xstrdup(ld, v)
-                                                    : resolve_path(ld, ld->conf_dir, v);
-    w->socket = path_key(ld, &wc->sc, g, "socket", ld->conf_dir, NULL);
-    w->path = path_key(ld, &wc->sc, g, "path", ld->conf_dir, NULL);
-    w->dead_letter = path_key(ld, &wc->sc, g, "dead_letter", ld->conf_dir, NULL);
+    if (cfg_string(ld, &wc->sc, g, "database", &v) == 1)   /* mysql: a name, not a path */
+        w->database = is_mysql || sqlite_special(v) ? cfg_strdup(ld, v)
+                                                    : cfg_resolve_path(ld, ld->conf_dir, v);
+    w->socket = cfg_path_key(ld, &wc->sc, g, "socket", ld->conf_dir, NULL);
+    w->path = cfg_path_key(ld, &wc->sc, g, "path", ld->conf_dir, NULL);
+    w->dead_letter = cfg_path_key(ld, &wc->sc, g, "dead_letter", ld->conf_dir, NULL);
 }
 
 /* Database servers (pgsql: conninfo; mysql: host, port, socket, user, password). */
@@ -708,33 +748,36 @@ static void worker_connection(loader_t *ld, const config_setting_t *g, const wor
                               worker_config_t *w)
 {
     const char *v;
-    if (get_string(ld, &wc->sc, g, "conninfo", &v) == 1)
-        w->conninfo = xstrdup(ld, v);
-    if (get_string(ld, &wc->sc, g, "user", &v) == 1)
-        w->user = xstrdup(ld, v);
-    if (get_string(ld, &wc->sc, g, "password", &v) == 1)
-        w->password = xstrdup(ld, v);
-    if (get_string(ld, &wc->sc, g, "host", &v) == 1)
-        w->host = xstrdup(ld, v);
-    else if (w->sink && strcmp(w->sink, "mysql") == 0)
-        w->host = xstrdup(ld, "127.0.0.1");
+    if (cfg_string(ld, &wc->sc, g, "conninfo", &v) == 1)
+        w->conninfo = cfg_strdup(ld, v);
+    if (cfg_string(ld, &wc->sc, g, "user", &v) == 1)
+        w->user = cfg_strdup(ld, v);
+    if (cfg_string(ld, &wc->sc, g, "password", &v) == 1)
+        w->password = cfg_strdup(ld, v);
+    if (cfg_string(ld, &wc->sc, g, "host", &v) == 1)
+        w->host = cfg_strdup(ld, v);
+    else if (w->sink && strcmp(w->sink, "file") && strcmp(w->sink, "sqlite") &&
+             strcmp(w->sink, "pgsql"))
+        w->host = cfg_strdup(ld, "127.0.0.1");   /* mysql, graphite, redis */
 }
 
 static void load_worker(loader_t *ld, const config_setting_t *g, int idx, worker_config_t *w)
 {
     worker_ctx_t wc;
     *w = (worker_config_t){ .processes = 1, .batch_size = 500, .batch_interval_ms = 1000,
-                            .busy_timeout_ms = 10000, .port = 3306,
-                            .connect_timeout_ms = 5000,
+                            .busy_timeout_ms = 10000, .connect_timeout_ms = 5000,
                             .line = config_setting_source_line(g) };
     worker_name(ld, g, idx, w, &wc);
-    check_keys(ld, &wc.sc, g, worker_keys);
     const sink_spec_t *spec = worker_sink(ld, g, &wc, w);
-    if (spec)
-        worker_sink_keys(ld, g, &wc, spec);
+    worker_keys(ld, g, &wc, spec);
+    w->port = default_port(w->sink);
     worker_numbers(ld, g, &wc, w);
     worker_paths(ld, g, &wc, w);
     worker_connection(ld, g, &wc, w);
+    if (w->sink && strcmp(w->sink, "graphite") == 0)
+        cfg_load_graphite_worker(ld, g, &wc.sc, w);
+    else if (w->sink && strcmp(w->sink, "redis") == 0)
+        cfg_load_redis_worker(ld, g, &wc.sc, w);
 }
 
 static void check_duplicate_workers(loader_t *ld, const config_setting_t *list)
@@ -744,10 +787,10 @@ static void check_duplicate_workers(loader_t *ld, const config_setting_t *list)
         for (int j = 0; j < i; j++)
             if (c->workers[i].name && c->workers[j].name &&
                 strcmp(c->workers[i].name, c->workers[j].name) == 0) {
-                problem_add(ld, config_setting_source_file(list) ? config_setting_source_file(list)
+                cfg_problem_add(ld, config_setting_source_file(list) ? config_setting_source_file(list)
                                                                    : c->path,
                             c->workers[i].line,
-                            fmt(ld, "duplicate worker name '%s' (first defined at line %d)",
+                            cfg_fmt(ld, "duplicate worker name '%s' (first defined at line %d)",
                                 c->workers[i].name, c->workers[j].line));
                 break;
             }
@@ -757,17 +800,17 @@ static void check_duplicate_workers(loader_t *ld, const config_setting_t *list)
 static config_setting_t *get_group_list(loader_t *ld, const config_setting_t *root,
                                         const char *key, const char *what)
 {
-    config_setting_t *s = member(root, key);
+    config_setting_t *s = cfg_member(root, key);
     if (!s) {
-        problem(ld, root, "missing key '%s' at top level: no %s defined", key, what);
+        cfg_problem(ld, root, "missing key '%s' at top level: no %s defined", key, what);
         return NULL;
     }
     if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
-        problem(ld, s, "'%s' must be a list of groups ( { ... }, ... )", key);
+        cfg_problem(ld, s, "'%s' must be a list of groups ( { ... }, ... )", key);
         return NULL;
     }
     if (config_setting_length(s) == 0) {
-        problem(ld, s, "'%s' is empty: no %s defined", key, what);
+        cfg_problem(ld, s, "'%s' is empty: no %s defined", key, what);
         return NULL;
     }
     return s;
@@ -787,7 +830,7 @@ static void load_workers(loader_t *ld, const config_setting_t *root)
     for (int i = 0; i < n; i++) {
         config_setting_t *g = config_setting_get_elem(list, (unsigned) i);
         if (!config_setting_is_group(g)) {
-            problem(ld, g, "worker #%d must be a group { name = ...; sink = ...; }", i + 1);
+            cfg_problem(ld, g, "worker #%d must be a group { name = ...; sink = ...; }", i + 1);
             continue;
         }
         load_worker(ld, g, i, &ld->cfg->workers[ld->cfg->n_workers++]);
@@ -797,40 +840,40 @@ static void load_workers(loader_t *ld, const config_setting_t *root)
 
 /* ---- rules ---- */
 
-static const char *const rule_keys[] = { "tag", "fun", "workers", "priority", NULL };
+static const char *const rule_keys[] = { "tag", "fun", "workers", "priority", "throttle", NULL };
 
 static void rule_add_worker(loader_t *ld, const config_setting_t *s, int idx, rule_config_t *r)
 {
     const char *name = config_setting_get_string(s);
     if (config_worker_index(ld->cfg, name) < 0) {
-        problem(ld, s, "rule #%d names unknown worker '%s'", idx + 1, name);
+        cfg_problem(ld, s, "rule #%d names unknown worker '%s'", idx + 1, name);
         return;
     }
     for (int i = 0; i < r->n_workers; i++)
         if (strcmp(r->workers[i], name) == 0) {
-            problem(ld, s, "rule #%d names worker '%s' twice", idx + 1, name);
+            cfg_problem(ld, s, "rule #%d names worker '%s' twice", idx + 1, name);
             return;
         }
-    if ((r->workers[r->n_workers] = xstrdup(ld, name)))
+    if ((r->workers[r->n_workers] = cfg_strdup(ld, name)))
         r->n_workers++;
 }
 
 /* workers = "a"; or [ "a", "b" ]; or ( "a", "b" ); */
 static void rule_workers(loader_t *ld, const config_setting_t *g, int idx, rule_config_t *r)
 {
-    config_setting_t *s = member(g, "workers");
+    config_setting_t *s = cfg_member(g, "workers");
     if (!s) {
-        problem(ld, g, "missing key 'workers' in rule #%d", idx + 1);
+        cfg_problem(ld, g, "missing key 'workers' in rule #%d", idx + 1);
         return;
     }
     bool single = config_setting_type(s) == CONFIG_TYPE_STRING;
     if (!single && !config_setting_is_array(s) && !config_setting_is_list(s)) {
-        problem(ld, s, "'workers' in rule #%d must be a string or an array of strings", idx + 1);
+        cfg_problem(ld, s, "'workers' in rule #%d must be a string or an array of strings", idx + 1);
         return;
     }
     int n = single ? 1 : config_setting_length(s);
     if (n == 0) {
-        problem(ld, s, "'workers' in rule #%d must name at least one worker", idx + 1);
+        cfg_problem(ld, s, "'workers' in rule #%d must name at least one worker", idx + 1);
         return;
     }
     if (!(r->workers = calloc((size_t) n, sizeof *r->workers))) {
@@ -840,7 +883,7 @@ static void rule_workers(loader_t *ld, const config_setting_t *g, int idx, rule_
     for (int i = 0; i < n; i++) {
         config_setting_t *e = single ? s : config_setting_get_elem(s, (unsigned) i);
         if (config_setting_type(e) != CONFIG_TYPE_STRING)
-            problem(ld, e, "'workers' in rule #%d must be a string or an array of strings",
+            cfg_problem(ld, e, "'workers' in rule #%d must be a string or an array of strings",
                     idx + 1);
         else
             rule_add_worker(ld, e, idx, r);
@@ -855,18 +898,19 @@ static void load_rule(loader_t *ld, const config_setting_t *g, int idx, rule_con
     scope_t sc = { "", owner, where };
     const char *v;
     r->line = config_setting_source_line(g);
-    check_keys(ld, &sc, g, rule_keys);
-    int t = get_string(ld, &sc, g, "tag", &v);
+    cfg_check_keys(ld, &sc, g, rule_keys);
+    int t = cfg_string(ld, &sc, g, "tag", &v);
     if (t == 0)
-        problem(ld, g, "missing key 'tag' in rule #%d", idx + 1);
+        cfg_problem(ld, g, "missing key 'tag' in rule #%d", idx + 1);
     if (t == 1)
-        r->tag = xstrdup(ld, v);
-    r->tag_line = setting_line(g, "tag");
-    if (get_string(ld, &sc, g, "fun", &v) == 1)
-        r->fun = xstrdup(ld, v);
-    r->fun_line = setting_line(g, "fun");
+        r->tag = cfg_strdup(ld, v);
+    r->tag_line = cfg_line(g, "tag");
+    if (cfg_string(ld, &sc, g, "fun", &v) == 1)
+        r->fun = cfg_strdup(ld, v);
+    r->fun_line = cfg_line(g, "fun");
     rule_workers(ld, g, idx, r);
-    get_bool(ld, &sc, g, "priority", &r->priority);
+    cfg_bool(ld, &sc, g, "priority", &r->priority);
+    r->throttle = cfg_load_throttle(ld, g, &sc);
 }
 
 static void load_rules(loader_t *ld, const config_setting_t *root)
@@ -883,7 +927,7 @@ static void load_rules(loader_t *ld, const config_setting_t *root)
     for (int i = 0; i < n; i++) {
         config_setting_t *g = config_setting_get_elem(list, (unsigned) i);
         if (!config_setting_is_group(g)) {
-            problem(ld, g, "rule #%d must be a group { tag = ...; workers = ...; }", i + 1);
+            cfg_problem(ld, g, "rule #%d must be a group { tag = ...; workers = ...; }", i + 1);
             continue;
         }
         load_rule(ld, g, i, &ld->cfg->rules[ld->cfg->n_rules++]);
@@ -933,6 +977,7 @@ static void make_fingerprint(loader_t *ld, worker_config_t *w)
     fp_str(f, "user", w->user);
     fp_str(f, "password", w->password);
     fprintf(f, "port=%d;connect_timeout_ms=%d;", w->port, w->connect_timeout_ms);
+    cfg_fingerprint_metrics(f, w);
     if (fclose(f) != 0 || !buf) {
         free(buf);
         ld->oom = true;
@@ -945,13 +990,15 @@ static void make_fingerprint(loader_t *ld, worker_config_t *w)
 
 static void load_tree(loader_t *ld, const config_setting_t *root)
 {
-    check_keys(ld, &top_scope, root, top_keys);
+    cfg_check_keys(ld, &top_scope, root, top_keys);
     load_top_scalars(ld, root);
     load_stats_shutdown(ld, root);
     load_bus(ld, root);
     load_spool(ld, root);
     load_workers(ld, root);   /* before rules, which refer to workers by name */
     load_rules(ld, root);
+    cfg_load_redis(ld, root);
+    cfg_load_statistics(ld, root);
     for (int i = 0; i < ld->cfg->n_workers && !failed(ld); i++)
         make_fingerprint(ld, &ld->cfg->workers[i]);
 }
@@ -969,7 +1016,7 @@ static eventsd_config_t *config_new(loader_t *ld, const char *path)
                    .max_bytes = 4LL << 30, .when_full = SPOOL_FULL_BLOCK },
     };
     ld->cfg = c;
-    c->path = xstrdup(ld, path);
+    c->path = cfg_strdup(ld, path);
     return c;
 }
 
@@ -978,8 +1025,8 @@ static eventsd_config_t *config_new(loader_t *ld, const char *path)
 static char *config_dir(loader_t *ld, const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = !slash ? xstrdup(ld, ".")
-              : slash == path ? xstrdup(ld, "/")
+    char *dir = !slash ? cfg_strdup(ld, ".")
+              : slash == path ? cfg_strdup(ld, "/")
               : strndup(path, (size_t) (slash - path));
     if (!dir)
         return NULL;
@@ -993,7 +1040,7 @@ static bool parse_file(loader_t *ld, config_t *lc, const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f || !ld->conf_dir) {
-        problem_add(ld, path, 0, fmt(ld, "cannot read config file: %s", strerror(errno)));
+        cfg_problem_add(ld, path, 0, cfg_fmt(ld, "cannot read config file: %s", strerror(errno)));
         if (f)
             fclose(f);
         return false;
@@ -1004,8 +1051,8 @@ static bool parse_file(loader_t *ld, config_t *lc, const char *path)
     if (!ok) {
         const char *file = config_error_file(lc);
         bool io = config_error_type(lc) == CONFIG_ERR_FILE_IO;
-        problem_add(ld, file ? file : path, io ? 0 : config_error_line(lc),
-                    fmt(ld, "%s%s", io ? "cannot read config file: " : "",
+        cfg_problem_add(ld, file ? file : path, io ? 0 : config_error_line(lc),
+                    cfg_fmt(ld, "%s%s", io ? "cannot read config file: " : "",
                         config_error_text(lc)));
     }
     return ok;
@@ -1060,6 +1107,7 @@ static void worker_free(worker_config_t *w)
     free(w->user);
     free(w->password);
     free(w->fingerprint);
+    cfg_free_metrics_worker(w);
 }
 
 static void rule_free(rule_config_t *r)
@@ -1081,6 +1129,7 @@ void eventsd_config_destroy(eventsd_config_t **self_p)
     free(c->workers);
     for (int i = 0; i < c->n_rules; i++)
         rule_free(&c->rules[i]);
+    cfg_free_metrics(c);   /* before the rules: their throttles */
     free(c->rules);
     free(c->bus.path);
     free(c->bus.endpoint);
@@ -1088,6 +1137,7 @@ void eventsd_config_destroy(eventsd_config_t **self_p)
     free(c->spool.dir);
     free(c->user);
     free(c->group);
+    free(c->stats_listen);
     free(c->path);
     free(c->master_id);
     free(c->runtime_dir);
