@@ -9,18 +9,18 @@
 #include <msgpack.h>
 #include <string.h>
 
-static void pk_str(msgpack_packer *pk, const char *s, size_t n)
+static inline void pk_str(msgpack_packer *pk, const char *s, size_t n)
 {
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, s, n);
 }
 
-static void pk_key(msgpack_packer *pk, const char *s)
+static inline void pk_key(msgpack_packer *pk, const char *s)
 {
     pk_str(pk, s, strlen(s));
 }
 
-static worker_event_t *event_from(const char *tag, const msgpack_sbuffer *sb, uint64_t seq)
+static inline worker_event_t *event_from(const char *tag, const msgpack_sbuffer *sb, uint64_t seq)
 {
     char err[256] = "";
     worker_event_t *ev = worker_event_new(seq, false, tag, strlen(tag), sb->data, sb->size, 64,
