@@ -38,6 +38,7 @@ typedef struct {
     size_t   tag_len;
     uint8_t *payload;
     size_t   payload_len;
+    int64_t  since_ms;   /* when it entered memory: acks measure latency from here */
 } mevent_t;
 
 typedef struct {
@@ -82,6 +83,7 @@ typedef struct group {
     slot_t         *slots;
     int             n_slots;
     uint64_t        committed, rejected, restarts, committed_at_last_stats;
+    int64_t         latency_last_ms, latency_max_ms;   /* entering memory to ack */
     struct group   *next;
 } group_t;
 
@@ -542,7 +544,7 @@ static mevent_t *mevent_adopt(dispatcher_t *d, uint64_t seq, char *tag, size_t t
         return NULL;
     }
     *m = (mevent_t){ .seq = seq, .tag = tag, .tag_len = tag_len, .payload = payload,
-                     .payload_len = payload_len };
+                     .payload_len = payload_len, .since_ms = clock_ms() };
     d->queued_events++;
     d->queued_bytes += payload_len + tag_len;
     return m;
@@ -754,6 +756,11 @@ static int slot_on_ack(group_t *g, slot_t *s, dispatcher_t *d, const envelope_ms
     for (;;) {
         entry_t e = equeue_pop_front(&s->inflight);
         uint64_t seq = e.ev->seq;
+        if (seq == m->seq) {
+            g->latency_last_ms = clock_ms() - e.ev->since_ms;
+            if (g->latency_last_ms > g->latency_max_ms)
+                g->latency_max_ms = g->latency_last_ms;
+        }
         mevent_put(d, e.ev);
         if (seq == m->seq)
             break;
@@ -1049,16 +1056,37 @@ void dispatcher_format_stats(dispatcher_t *d, char *line, size_t len, double int
         g->committed_at_last_stats = g->committed;
         int n = snprintf(line + used, len - used,
                          " %s.written=%llu %s.pending=%llu %s.spooled=%llu %s.failed=%llu "
-                         "%s.restarts=%llu %s.dropped=%llu %s.rate=%.0f",
+                         "%s.restarts=%llu %s.dropped=%llu %s.rate=%.0f %s.latency_max_ms=%lld",
                          g->name, (unsigned long long) g->committed, g->name,
                          (unsigned long long) pending, g->name,
                          (unsigned long long) group_spooled(d, g), g->name,
                          (unsigned long long) g->rejected, g->name,
                          (unsigned long long) g->restarts, g->name,
                          (unsigned long long) (g->consumer ? spool_consumer_dropped(g->consumer) : 0),
-                         g->name, rate);
+                         g->name, rate, g->name, (long long) g->latency_max_ms);
+        g->latency_max_ms = 0;
         if (n < 0)
             break;
         used += (size_t) n;
     }
+}
+
+int dispatcher_figures(dispatcher_t *d, worker_figures_t *out, int max)
+{
+    int n = 0;
+    for (group_t *g = d->groups; g && n < max; g = g->next) {
+        if (g->retiring)
+            continue;
+        uint64_t pending = g->queue.len + g->priority_queue.len;
+        for (int i = 0; i < g->n_slots; i++)
+            pending += g->slots[i].inflight.len;
+        out[n++] = (worker_figures_t){
+            .name = g->name, .processes = g->n_slots, .written = g->committed,
+            .rejected = g->rejected, .restarts = g->restarts, .pending = pending,
+            .spooled = group_spooled(d, g),
+            .dropped = g->consumer ? spool_consumer_dropped(g->consumer) : 0,
+            .latency_last_ms = g->latency_last_ms, .latency_max_ms = g->latency_max_ms,
+        };
+    }
+    return n;
 }

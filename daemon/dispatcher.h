@@ -83,7 +83,22 @@ bool dispatcher_idle(const dispatcher_t *self);
 uint64_t dispatcher_pending(const dispatcher_t *self);
 void dispatcher_kill_all(dispatcher_t *self);
 
-/* Logs one stats fragment per worker; interval_s is used for rates. Appends to line. */
+/* One worker's figures (the current groups; a reload's retiring ones are left out). */
+typedef struct {
+    const char *name;                      /* valid until the next dispatcher_apply */
+    int         processes;
+    uint64_t    written, rejected, restarts;
+    uint64_t    pending;                   /* queued in memory and in flight */
+    uint64_t    spooled, dropped;          /* upper bounds, see dispatcher_pending */
+    int64_t     latency_last_ms;           /* entering memory to the ack, last acked event */
+    int64_t     latency_max_ms;            /* the largest since the last stats line */
+} worker_figures_t;
+
+/* Fills out[0 .. max-1]; returns the number filled. */
+int dispatcher_figures(dispatcher_t *self, worker_figures_t *out, int max);
+
+/* Logs one stats fragment per worker; interval_s is used for rates; starts a new
+ * latency_max_ms interval. Appends to line. */
 void dispatcher_format_stats(dispatcher_t *self, char *line, size_t len, double interval_s);
 
 #endif

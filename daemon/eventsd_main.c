@@ -3,6 +3,8 @@
 #include "bus.h"
 #include "config.h"
 #include "dispatcher.h"
+#include "explain.h"
+#include "figures.h"
 #include "log.h"
 #include "notify.h"
 #include "privileges.h"
@@ -20,6 +22,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EVENTSD_VERSION "0.1.0"
@@ -55,6 +58,9 @@ typedef struct {
     bool          ready;            /* systemd told READY=1 */
     zmq_pollitem_t *items;          /* grows with the number of worker processes */
     int           n_items;
+    figures_t     figures;          /* scratch for /metrics and the stats events */
+    uint64_t      internal_events, internal_dropped;
+    log_complaint_t throttle_complaint;
 } master_t;
 
 static void usage(FILE *out)
@@ -62,10 +68,15 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: eventsd [-c FILE] [--pidfile FILE] [--log-level LEVEL]\n"
             "       eventsd --check-config FILE\n"
+            "       eventsd [-c FILE] --explain TAG [--data JSON]\n"
             "Stores the events of a SaltStack master's event bus in databases.\n"
             "  -c, --config FILE     config file (default /etc/eventsd/eventsd.conf)\n"
             "      --check-config F  validate F (syntax, keys, rules, templates), print\n"
             "                        FILE:LINE: message for each problem, exit 1 on error\n"
+            "      --explain TAG     show which rules, workers, metrics, counters, throttles and\n"
+            "                        statistics an event with this tag (and --data, a JSON\n"
+            "                        object, default {}) would reach; exit 0 if stored, 3 if\n"
+            "                        not, 1 on error\n"
             "      --pidfile FILE    write the master's pid to FILE\n"
             "      --log-level L     debug|info|warning|error (overrides log_level)\n"
             "  -h, --help            this help\n"
@@ -134,6 +145,21 @@ static int check_config(const char *path)
            config_bus_type_name(cfg->bus.type));
     eventsd_config_destroy(&cfg);
     return 0;
+}
+
+static int explain(const char *path, const char *tag, const char *data)
+{
+    char err[8192];
+    eventsd_config_t *cfg = load_checked(path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int rc = explain_event(cfg, tag, data, stdout, err, sizeof err);
+    if (rc == 1)
+        fprintf(stderr, "eventsd --explain: %s\n", err);
+    eventsd_config_destroy(&cfg);
+    return rc;
 }
 
 static int prepare_runtime_dir(const char *dir)
@@ -246,12 +272,41 @@ static void hold(master_t *m, salt_event_t *ev)
 static void on_bus_event(salt_event_t *ev, void *arg)
 {
     master_t *m = arg;
-    if (!rules_match(m->rules, ev->tag, ev->tag_len, ev->payload, ev->payload_len, m->targets)) {
+    int hits = rules_match(m->rules, ev->tag, ev->tag_len, ev->payload, ev->payload_len,
+                           m->targets);
+    if (rules_throttle_error(m->rules))
+        log_complain(&m->throttle_complaint, LOG_LVL_WARNING,
+                     "msg=\"shared throttle cannot use redis, counting in this process\" "
+                     "error=\"%s\"", rules_throttle_error(m->rules));
+    if (!hits) {
         m->unmatched++;
         return;
     }
     if (m->n_held || accept_event(m, ev, m->targets) != SPOOL_OK)
         hold(m, ev);   /* in order: once one waits, the rest of the burst waits behind it */
+}
+
+/* An event eventsd makes itself (statistics, its own figures) takes the bus events' path:
+ * rules, spool, workers. While the spool refuses events it is dropped and counted: it is
+ * not a Salt event, and the held slots are the bus's. */
+static void inject_internal(master_t *m, const char *tag, const msgpack_sbuffer *payload)
+{
+    if (m->draining || m->n_held) {
+        m->internal_dropped++;
+        return;
+    }
+    salt_event_t ev = { .tag = strdup(tag), .tag_len = strlen(tag),
+                        .payload = malloc(payload->size ? payload->size : 1),
+                        .payload_len = payload->size };
+    if (!ev.tag || !ev.payload) {
+        m->internal_dropped++;
+        salt_event_free(&ev);
+        return;
+    }
+    memcpy(ev.payload, payload->data, payload->size);
+    m->internal_events++;
+    on_bus_event(&ev, m);
+    salt_event_free(&ev);   /* unmatched: still ours */
 }
 
 static void retry_held(master_t *m, int64_t now)
@@ -428,12 +483,81 @@ static void log_stats(master_t *m, int64_t now)
     m->last_stats_ms = now;
 }
 
+/* eventsd's own numbers, the same list for /metrics and the stats events. */
+static void collect_figures(master_t *m)
+{
+    figures_t *f = &m->figures;
+    const bus_stats_t *bs = m->bus ? bus_stats(m->bus) : &m->bus_final;
+    const spool_stats_t *ss = spool_stats(m->spool);
+    figures_clear(f);
+    figures_add(f, "received", "Events decoded from the Salt bus", true, NULL, NULL, (double) bs->received);
+    figures_add(f, "accepted", "Events written to the spool for at least one worker", true, NULL, NULL, (double) m->accepted);
+    figures_add(f, "unmatched", "Events no rule sent to a worker", true, NULL, NULL, (double) m->unmatched);
+    figures_add(f, "malformed", "Bus frames skipped as malformed", true, NULL, NULL, (double) bs->malformed);
+    figures_add(f, "oversize", "Bus frames skipped as larger than bus.max_event_bytes", true, NULL, NULL, (double) bs->oversize);
+    figures_add(f, "bus_connected", "1 while the Salt bus is connected", false, NULL, NULL, m->bus && bus_connected(m->bus));
+    figures_add(f, "held", "Events read from the bus that the spool has not taken yet", false, NULL, NULL, (double) m->n_held);
+    figures_add(f, "spool_bytes", "Bytes in the spool", false, NULL, NULL, (double) ss->bytes);
+    figures_add(f, "spool_segments", "Segment files in the spool", false, NULL, NULL, (double) ss->segments);
+    figures_add(f, "spool_refusals", "Times the spool refused an event (full or failing)", true, NULL, NULL, (double) m->spool_refusals);
+    figures_add(f, "spool_dropped", "Spooled events dropped by when_full = drop-oldest", true, NULL, NULL, (double) ss->dropped_events);
+    figures_add(f, "internal_events", "Events eventsd made itself (statistics, figures)", true, NULL, NULL, (double) m->internal_events);
+    figures_add(f, "internal_dropped", "Internal events dropped while the spool refused events", true, NULL, NULL, (double) m->internal_dropped);
+    worker_figures_t wf[256];
+    int n = dispatcher_figures(m->dispatcher, wf, 256);
+    for (int i = 0; i < n; i++) {
+        const char *w = wf[i].name;
+        figures_add(f, "written", "Events the worker's sink committed", true, "worker", w, (double) wf[i].written);
+        figures_add(f, "failed", "Events the worker dead-lettered", true, "worker", w, (double) wf[i].rejected);
+        figures_add(f, "restarts", "Worker processes restarted", true, "worker", w, (double) wf[i].restarts);
+        figures_add(f, "pending", "Events queued in memory or in flight to the worker", false, "worker", w, (double) wf[i].pending);
+        figures_add(f, "spooled", "Unread spool records for the worker (upper bound)", false, "worker", w, (double) wf[i].spooled);
+        figures_add(f, "dropped", "Events dropped for the worker by when_full = drop-oldest", true, "worker", w, (double) wf[i].dropped);
+        figures_add(f, "latency_seconds", "Entering memory to the ack, for the last acked event", false, "worker", w, (double) wf[i].latency_last_ms / 1000.0);
+        figures_add(f, "processes", "Configured worker processes", false, "worker", w, wf[i].processes);
+    }
+    const eventsd_config_t *cfg = m->ref->cfg;
+    for (int i = 0; i < rules_n_rules(m->rules) && i < cfg->n_rules; i++) {
+        const throttle_stats_t *ts = rules_throttle_stats(m->rules, i);
+        if (!ts)
+            continue;
+        const char *rule = rules_label(m->rules, i);
+        figures_add(f, "throttle_passed", "Events a rule's throttle let through", true, "rule", rule, (double) ts->passed);
+        figures_add(f, "throttle_blocked", "Events a rule's throttle held back", true, "rule", rule, (double) ts->blocked);
+        figures_add(f, "throttle_keys", "Keys in a throttle's local table", false, "rule", rule, (double) ts->keys);
+        figures_add(f, "throttle_redis_errors", "Failed Redis operations of a shared throttle", true, "rule", rule, (double) ts->redis_errors);
+    }
+}
+
+static int64_t epoch_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* stats.event: one eventsd/stats/eventsd event per figure, routed by the rules. */
+static void emit_figure_events(master_t *m)
+{
+    collect_figures(m);
+    int64_t now = epoch_us();
+    for (int i = 0; i < m->figures.n; i++) {
+        msgpack_sbuffer payload;
+        msgpack_sbuffer_init(&payload);
+        figures_event(&m->figures, i, m->ref->cfg->master_id, now, &payload);
+        inject_internal(m, FIGURES_EVENT_TAG, &payload);
+        msgpack_sbuffer_destroy(&payload);
+    }
+}
+
 static void maybe_stats(master_t *m, int64_t now)
 {
     int interval = m->ref->cfg->stats_interval_s;
     if (interval <= 0 || now < m->next_stats_ms)
         return;
     log_stats(m, now);
+    if (m->ref->cfg->stats_event)
+        emit_figure_events(m);
     m->next_stats_ms = now + (int64_t) interval * 1000;
 }
 
@@ -560,7 +684,8 @@ static int start(const char *path, const char *pidfile, const char *level_overri
     log_set_ident("master");
     notify_init();
     notify_status("starting, waiting for the Salt bus");
-    master_t m = { .sigfd = -1, .spool_complaint = { .interval_ms = 10000 } };
+    master_t m = { .sigfd = -1, .spool_complaint = { .interval_ms = 10000 },
+                   .throttle_complaint = { .interval_ms = 30000 } };
     m.ref = config_ref_new(cfg);
     m.rules = rules_new(cfg, err, sizeof err);
     m.targets = calloc((size_t) cfg->n_workers + 1, 1);
@@ -626,6 +751,7 @@ out:
     rules_destroy(&m.rules);
     free(m.targets);
     free(m.items);
+    figures_free(&m.figures);
     config_ref_put(&m.ref);
     if (pidfile)
         unlink(pidfile);
@@ -639,6 +765,8 @@ int main(int argc, char **argv)
     static const struct option options[] = {
         { "config", required_argument, NULL, 'c' },
         { "check-config", required_argument, NULL, 'k' },
+        { "explain", required_argument, NULL, 'e' },
+        { "data", required_argument, NULL, 'd' },
         { "pidfile", required_argument, NULL, 'p' },
         { "log-level", required_argument, NULL, 'l' },
         { "help", no_argument, NULL, 'h' },
@@ -646,11 +774,14 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *path = "/etc/eventsd/eventsd.conf", *pidfile = NULL, *level = NULL;
+    const char *explain_tag = NULL, *explain_data = NULL;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
         case 'k': return check_config(optarg);
+        case 'e': explain_tag = optarg; break;
+        case 'd': explain_data = optarg; break;
         case 'p': pidfile = optarg; break;
         case 'l': level = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -658,9 +789,11 @@ int main(int argc, char **argv)
         default: usage(stderr); return 64;
         }
     }
-    if (optind < argc) {
+    if (optind < argc || (explain_data && !explain_tag)) {
         usage(stderr);
         return 64;
     }
+    if (explain_tag)
+        return explain(path, explain_tag, explain_data);
     return start(path, pidfile, level);
 }

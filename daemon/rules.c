@@ -1,6 +1,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "rules.h"
+#include "log.h"
 #include "payload.h"
+#include "throttle.h"
 
 #include <pcre2.h>
 #include <stdio.h>
@@ -13,6 +15,8 @@ typedef struct {
     int        *workers;
     int         n_workers;
     bool        priority;
+    throttle_t *throttle;  /* NULL: none */
+    char        label[12]; /* "1" for rule #1: names it in figures */
 } compiled_rule_t;
 
 struct rules {
@@ -22,7 +26,30 @@ struct rules {
     pcre2_match_data *match;
     char             *subject;      /* see matches() */
     size_t            subject_cap;
+    char             *master_id;    /* for throttle keys */
+    const char       *throttle_error;
 };
+
+/* The event being matched: its data map is unpacked once, and only when a rule needs it. */
+typedef struct {
+    const char *tag;
+    size_t      tag_len;
+    const void *payload;
+    size_t      payload_len;
+    payload_t  *data;
+    bool        unpacked;
+} subject_event_t;
+
+static const msgpack_object *event_data(subject_event_t *ev)
+{
+    if (!ev->unpacked) {
+        char err[8];
+        ev->data = payload_new(ev->payload, ev->payload_len, true,
+                               1000 /* validated by the decoder */, err, sizeof err);
+        ev->unpacked = true;
+    }
+    return ev->data ? payload_root(ev->data) : NULL;
+}
 
 /* The JIT's SIMD scans read whole aligned blocks around the subject: within the pages it
  * owns, but past the end of the caller's buffer (bytes no one initialised, or outside the
@@ -78,6 +105,10 @@ static int compile_rule(compiled_rule_t *out, const rule_config_t *rc,
         out->workers[out->n_workers++] = w;
     }
     out->priority = rc->priority;
+    snprintf(out->label, sizeof out->label, "%d", (int) (rc - cfg->rules) + 1);
+    if (rc->throttle && !(out->throttle = throttle_new(rc->throttle, &cfg->redis, cfg->path,
+                                                       NULL, err, errlen)))
+        return -1;
     return 0;
 }
 
@@ -89,7 +120,8 @@ rules_t *rules_new(const eventsd_config_t *cfg, char *err, size_t errlen)
     self->n_workers = cfg->n_workers;
     self->rules = calloc((size_t) cfg->n_rules + 1, sizeof *self->rules);
     self->match = pcre2_match_data_create(1, NULL);
-    if (!self->rules || !self->match) {
+    self->master_id = cfg->master_id ? strdup(cfg->master_id) : NULL;
+    if (!self->rules || !self->match || (cfg->master_id && !self->master_id)) {
         snprintf(err, errlen, "out of memory");
         rules_destroy(&self);
         return NULL;
@@ -113,10 +145,12 @@ void rules_destroy(rules_t **self_p)
         pcre2_code_free(self->rules[i].tag);
         pcre2_code_free(self->rules[i].fun);
         free(self->rules[i].workers);
+        throttle_destroy(&self->rules[i].throttle);
     }
     free(self->rules);
     pcre2_match_data_free(self->match);
     free(self->subject);
+    free(self->master_id);
     free(self);
     *self_p = NULL;
 }
@@ -153,29 +187,40 @@ static const msgpack_object *event_fun(const msgpack_object *data)
     return fun;
 }
 
+/* Tag and fun patterns only (throttles are counted by the caller). */
+static bool rule_selects(rules_t *self, compiled_rule_t *r, subject_event_t *ev)
+{
+    if (!matches(self, r->tag, ev->tag, ev->tag_len))
+        return false;
+    if (!r->fun)
+        return true;
+    const msgpack_object *data = event_data(ev);
+    const msgpack_object *fun = data ? event_fun(data) : NULL;
+    return fun && matches(self, r->fun, fun->via.str.ptr, fun->via.str.size);
+}
+
+static bool throttle_passes(rules_t *self, compiled_rule_t *r, subject_event_t *ev)
+{
+    if (!r->throttle)
+        return true;
+    bool pass = throttle_pass(r->throttle, ev->tag, ev->tag_len, event_data(ev),
+                              self->master_id, clock_ms());
+    if (throttle_error(r->throttle))
+        self->throttle_error = throttle_error(r->throttle);
+    return pass;
+}
+
 int rules_match(rules_t *self, const char *tag, size_t tag_len, const void *payload,
                 size_t payload_len, uint8_t *targets)
 {
-    payload_t *data = NULL;
-    char err[8];
+    subject_event_t ev = { tag, tag_len, payload, payload_len, NULL, false };
     memset(targets, 0, (size_t) self->n_workers);
-    const msgpack_object *fun = NULL;
-    bool fun_looked_up = false;
+    self->throttle_error = NULL;
     int hits = 0;
     for (int i = 0; i < self->n_rules; i++) {
         compiled_rule_t *r = &self->rules[i];
-        if (!matches(self, r->tag, tag, tag_len))
+        if (!rule_selects(self, r, &ev) || !throttle_passes(self, r, &ev))
             continue;
-        if (r->fun) {
-            if (!fun_looked_up) {
-                data = payload_new(payload, payload_len, true, 1000 /* validated by the decoder */, err,
-                                   sizeof err);
-                fun = data ? event_fun(payload_root(data)) : NULL;
-                fun_looked_up = true;
-            }
-            if (!fun || !matches(self, r->fun, fun->via.str.ptr, fun->via.str.size))
-                continue;
-        }
         for (int w = 0; w < r->n_workers; w++) {
             uint8_t *t = &targets[r->workers[w]];
             if (!*t)
@@ -183,6 +228,55 @@ int rules_match(rules_t *self, const char *tag, size_t tag_len, const void *payl
             *t |= RULES_DELIVER | (r->priority ? RULES_PRIORITY : 0);
         }
     }
-    payload_destroy(&data);
+    payload_destroy(&ev.data);
     return hits;
+}
+
+const char *rules_label(const rules_t *self, int rule)
+{
+    return self->rules[rule].label;
+}
+
+const char *rules_throttle_error(const rules_t *self)
+{
+    return self->throttle_error;
+}
+
+int rules_n_rules(const rules_t *self)
+{
+    return self->n_rules;
+}
+
+const throttle_stats_t *rules_throttle_stats(const rules_t *self, int rule)
+{
+    return rule >= 0 && rule < self->n_rules && self->rules[rule].throttle
+               ? throttle_stats(self->rules[rule].throttle) : NULL;
+}
+
+int rules_explain(rules_t *self, const char *tag, size_t tag_len, const void *payload,
+                  size_t payload_len, rule_explain_t *out)
+{
+    subject_event_t ev = { tag, tag_len, payload, payload_len, NULL, false };
+    for (int i = 0; i < self->n_rules; i++) {
+        compiled_rule_t *r = &self->rules[i];
+        rule_explain_t *x = &out[i];
+        *x = (rule_explain_t){ .tag_matched = matches(self, r->tag, tag, tag_len),
+                               .has_fun = r->fun != NULL, .has_throttle = r->throttle != NULL,
+                               .throttle_passes = true };
+        const msgpack_object *data = event_data(&ev);
+        const msgpack_object *fun = data ? event_fun(data) : NULL;
+        if (fun)
+            snprintf(x->fun, sizeof x->fun, "%.*s", (int) fun->via.str.size, fun->via.str.ptr);
+        x->fun_matched = !r->fun || (fun && matches(self, r->fun, fun->via.str.ptr,
+                                                    fun->via.str.size));
+        if (r->throttle && throttle_peek(r->throttle, tag, tag_len, data, self->master_id,
+                                         clock_ms(), x->throttle_key, sizeof x->throttle_key,
+                                         &x->throttle_count, &x->throttle_passes) < 0) {
+            payload_destroy(&ev.data);
+            return -1;
+        }
+        x->selected = x->tag_matched && x->fun_matched;
+    }
+    payload_destroy(&ev.data);
+    return 0;
 }

@@ -138,3 +138,53 @@ Test(rules, unknown_worker_is_an_error)
     cr_assert_null(rules_new(&cfg, err, sizeof err));
     cr_expect(strstr(err, "test.conf:5: rule names unknown worker 'ghost'") != NULL, "%s", err);
 }
+
+/* A throttled rule (key = the event's fun, de-duplicating) next to a plain one: only the first
+ * event of each fun passes the throttled rule; the plain rule sees every event; --explain
+ * reports the key and the count without counting. */
+Test(rules, throttle_limits_only_its_own_rule)
+{
+    throttle_config_t dedupe = { .key = "{data.fun}", .timeframe_s = 3600, .min_count = 1,
+                                 .max_count = 1, .line = 7 };
+    rule_config_t r[] = {
+        { .tag = "^salt/auth$", .workers = &w_names[0], .n_workers = 1, .line = 7,
+          .throttle = &dedupe },
+        { .tag = "^salt/", .workers = &w_names[2], .n_workers = 1, .line = 8 },
+    };
+    eventsd_config_t cfg = make_config(r, 2);
+    char err[256] = "";
+    rules_t *rules = rules_new(&cfg, err, sizeof err);
+    cr_assert_not_null(rules, "%s", err);
+    const char *funs[] = { "a", "a", "b", "a", "b", "c" };
+    const uint8_t want_returns[] = { 1, 0, 1, 0, 0, 1 };
+    for (size_t i = 0; i < sizeof funs / sizeof *funs; i++) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init(&buf);
+        pack_data(&buf, funs[i], false);
+        uint8_t t[3];
+        rules_match(rules, "salt/auth", 9, buf.data, buf.size, t);
+        cr_expect_eq(t[0], want_returns[i], "event %zu (fun %s)", i, funs[i]);
+        cr_expect_eq(t[2], 1, "the plain rule sees event %zu", i);
+        msgpack_sbuffer_destroy(&buf);
+    }
+    const throttle_stats_t *st = rules_throttle_stats(rules, 0);
+    cr_assert_not_null(st);
+    cr_expect_eq(st->passed, 3);
+    cr_expect_eq(st->blocked, 3);
+    cr_expect_null(rules_throttle_stats(rules, 1));
+
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    pack_data(&buf, "a", false);
+    rule_explain_t x[2];
+    cr_assert_eq(rules_explain(rules, "salt/auth", 9, buf.data, buf.size, x), 0);
+    cr_expect(x[0].selected && x[0].has_throttle);
+    cr_expect_str_eq(x[0].throttle_key, "a");
+    cr_expect_eq(x[0].throttle_count, 3);
+    cr_expect(!x[0].throttle_passes);
+    cr_expect(x[1].selected && !x[1].has_throttle);
+    cr_expect_eq(rules_throttle_stats(rules, 0)->passed + rules_throttle_stats(rules, 0)->blocked,
+                 6, "explain counts nothing");
+    msgpack_sbuffer_destroy(&buf);
+    rules_destroy(&rules);
+}

@@ -26,6 +26,7 @@
 #include "worker_event.h"
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum { SINK_OK = 0, SINK_RETRY, SINK_REJECT_ROW, SINK_FATAL } sink_result_t;
 
@@ -46,6 +47,11 @@ typedef struct {
      * whatever is held without waiting for flush_at. */
     int64_t (*flush_at)(sink_t *self);
     sink_result_t (*flush)(sink_t *self, char *err, size_t errlen);
+    /* Optional, for `eventsd --explain`: prints to out, one item per line indented by four
+     * spaces, what this sink would make of ev (metric names with rollups, counter keys, the
+     * template's values) without connecting anywhere. */
+    void (*explain)(const worker_config_t *cfg, const char *master_id,
+                    const worker_event_t *ev, FILE *out);
 } sink_ops_t;
 
 /* NULL when no sink has that name. */
