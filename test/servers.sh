@@ -5,12 +5,15 @@
 #   eval "$(test/servers.sh start pgsql DIR)"    # exports EVENTSD_PG_CONNINFO, EVENTSD_PG_PORT, EVENTSD_PG_DIR
 #   eval "$(test/servers.sh start mysql DIR)"    # exports EVENTSD_MYSQL_{HOST,PORT,SOCKET,USER,PASSWORD,DATABASE,DIR}
 #   eval "$(test/servers.sh start redis DIR)"    # exports EVENTSD_REDIS_{HOST,PORT,DIR}
-#   test/servers.sh restart pgsql|mysql DIR      # stop, then start the same data on the same port; prints the exports
-#   test/servers.sh stop pgsql|mysql DIR         # graceful stop, waits until the server is gone
+#   eval "$(test/servers.sh start carbon DIR)"   # exports EVENTSD_CARBON_{HOST,PORT,DIR,WHISPER_DIR}
+#   test/servers.sh restart KIND DIR             # stop, then start the same data on the same port(s); prints the exports
+#   test/servers.sh stop KIND DIR                # graceful stop, waits until the server is gone
 #
 # Everything lives under DIR (created if missing): DIR/pgsql (owned by postgres: data/, the unix
 # socket, server.log, port) and DIR/mysql (owned by mysql: data/, mysqld.sock, mysqld.pid,
-# mysqld.log, tmp/, port, password) and DIR/redis (redis.pid, redis.log, port; no persistence).
+# mysqld.log, tmp/, port, password), DIR/redis (redis.pid, redis.log, port; no persistence) and
+# DIR/carbon (conf/carbon.conf and storage-schemas.conf, whisper/, carbon.pid, carbon.log, ports:
+# the plaintext line port, also its UDP port, then pickle and cache-query).
 # The data directory is initialised only the first time; later starts reuse it (and its recorded port when that port is free). Servers listen on 127.0.0.1 on a
 # random free non-default port, re-picked if the bind loses a race. PostgreSQL runs as `postgres`
 # (trust auth, role and database `eventsd`); MariaDB runs as `mysql` with real authentication
@@ -39,7 +42,7 @@ die() { echo "servers.sh: $*" >&2; exit 1; }
 note() { echo "servers.sh: $*" >&2; }
 
 usage() {
-    echo "usage: $0 start|stop|restart pgsql|mysql|redis DIR" >&2
+    echo "usage: $0 start|stop|restart pgsql|mysql|redis|carbon DIR" >&2
     exit 2
 }
 
@@ -458,6 +461,158 @@ rd_exports() {
     echo "export EVENTSD_REDIS_DIR=$(shq "$RDD")"
 }
 
+# ------------------------------------------------------------------------------- carbon-cache
+
+cb_setup_paths() {
+    CBD="$DIR/carbon"
+    CBCONF="$CBD/conf"
+    CBWSP="$CBD/whisper"
+    CBPID="$CBD/carbon.pid"
+    CBLOG="$CBD/carbon.log"
+    CBPORTFILE="$CBD/ports"
+}
+
+cb_pid() {
+    pid=$(cat "$CBPID" 2>/dev/null || true)
+    case "$pid" in ''|*[!0-9]*) return 0 ;; esac
+    case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
+        carbon-cache) alive "$pid" && echo "$pid" ;;
+    esac
+    return 0
+}
+
+# cb_write_conf LINE PICKLE QUERY: carbon.conf and storage-schemas.conf in $CBCONF. Runs as the
+# caller (no USER to drop to) and never throttles: tests create hundreds of metrics at once.
+# UDP listens on the line port's number. Retentions: 1 s points for 2 h (tests read single
+# points back), and a short one for the benchmark's many names (small files, fast creates).
+cb_write_conf() {
+    mkdir -p "$CBCONF" "$CBWSP" "$CBD/storage" "$CBD/log"
+    cat >"$CBCONF/carbon.conf" <<CONF
+# test/servers.sh: private loopback carbon-cache
+[cache]
+STORAGE_DIR = $CBD/storage/
+LOCAL_DATA_DIR = $CBWSP/
+WHITELISTS_DIR = $CBD/storage/lists/
+CONF_DIR = $CBCONF/
+LOG_DIR = $CBD/log/
+PID_DIR = $CBD/
+USER =
+ENABLE_TAGS = False
+MAX_CACHE_SIZE = inf
+MAX_UPDATES_PER_SECOND = 1000000
+MAX_CREATES_PER_MINUTE = inf
+LINE_RECEIVER_INTERFACE = 127.0.0.1
+LINE_RECEIVER_PORT = $1
+ENABLE_UDP_LISTENER = True
+UDP_RECEIVER_INTERFACE = 127.0.0.1
+UDP_RECEIVER_PORT = $1
+PICKLE_RECEIVER_INTERFACE = 127.0.0.1
+PICKLE_RECEIVER_PORT = $2
+CACHE_QUERY_INTERFACE = 127.0.0.1
+CACHE_QUERY_PORT = $3
+USE_FLOW_CONTROL = True
+LOG_UPDATES = False
+LOG_CREATES = False
+LOG_LISTENER_CONN_SUCCESS = False
+CACHE_WRITE_STRATEGY = naive
+WHISPER_AUTOFLUSH = False
+WHISPER_FALLOCATE_CREATE = False
+CONF
+    cat >"$CBCONF/storage-schemas.conf" <<'CONF'
+[bench]
+pattern = ^bench\.
+retentions = 1s:10m
+
+[all]
+pattern = .*
+retentions = 1s:2h
+CONF
+}
+
+cb_stop() {
+    pid=$(cb_pid)
+    [ -n "$pid" ] || return 0
+    # SIGTERM. Carbon does not write out what its cache still holds (seen with Debian 12's
+    # graphite-carbon): a test waits for its data in whisper before it stops or restarts carbon.
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" "$DEADLINE"; then
+        note "carbon: graceful stop timed out after ${DEADLINE}s; killing $pid"
+        kill -9 "$pid" 2>/dev/null || true
+        wait_gone "$pid" 10 || { log_tail "$CBLOG"; die "carbon: carbon-cache $pid did not exit"; }
+    fi
+    rm -f "$CBPID"
+}
+
+# cb_start FIXED_PORTS(optional: "LINE PICKLE QUERY")
+cb_start() {
+    fixed=${1:-}
+    mkdir -p "$CBD"
+    chmod 0700 "$CBD"
+    cb_stop
+    try=0
+    while :; do
+        try=$((try + 1))
+        if [ -n "$fixed" ]; then
+            ports=$fixed
+            for p in $ports; do
+                port_free "$p" || die "carbon: port $p is taken; cannot restart on the same port"
+            done
+        elif [ -s "$CBPORTFILE" ] && cb_ports_free $(cat "$CBPORTFILE"); then
+            ports=$(cat "$CBPORTFILE")
+        else
+            ports="$(random_port) $(random_port) $(random_port)"
+        fi
+        echo "$ports" >"$CBPORTFILE"
+        # shellcheck disable=SC2086
+        cb_write_conf $ports
+        : >>"$CBLOG"
+        logstart=$(wc -l <"$CBLOG")
+        rm -f "$CBPID"
+        # --nodaemon as our background child (like mariadbd): a failed start is a dead child.
+        carbon-cache --config="$CBCONF/carbon.conf" --pidfile="$CBPID" --logdir="$CBD/log" \
+            --nodaemon start </dev/null >>"$CBLOG" 2>&1 &
+        child=$!
+        line=${ports%% *}
+        end=$(( $(date +%s) + DEADLINE ))
+        ok=""
+        while :; do
+            if ! port_free "$line" && alive "$child"; then ok=1; break; fi
+            alive "$child" || break
+            [ "$(date +%s)" -lt "$end" ] || break
+            sleep 0.05
+        done
+        if [ -n "$ok" ]; then
+            echo "$child" >"$CBPID"   # the pid file twistd writes may lag the listener
+            break
+        fi
+        if alive "$child"; then
+            kill -9 "$child" 2>/dev/null || true
+            wait_gone "$child" 10 || true
+        fi
+        wait "$child" 2>/dev/null || true
+        if [ -z "$fixed" ] && [ "$try" -lt "$PORT_TRIES" ] &&
+           tail -n +"$((logstart + 1))" "$CBLOG" | grep -qE 'Address already in use|CannotListenError'; then
+            note "carbon: a port of $ports is taken, retrying"
+            rm -f "$CBPORTFILE"
+            continue
+        fi
+        log_tail "$CBLOG"
+        die "carbon: carbon-cache in $CBD did not start listening on 127.0.0.1:$line"
+    done
+    cb_exports "$line"
+}
+
+cb_ports_free() {
+    for p in "$@"; do port_free "$p" || return 1; done
+}
+
+cb_exports() {
+    echo "export EVENTSD_CARBON_HOST=127.0.0.1"
+    echo "export EVENTSD_CARBON_PORT=$1"
+    echo "export EVENTSD_CARBON_DIR=$(shq "$CBD")"
+    echo "export EVENTSD_CARBON_WHISPER_DIR=$(shq "$CBWSP")"
+}
+
 # ------------------------------------------------------------------------------------- main
 
 [ $# -eq 3 ] || usage
@@ -506,6 +661,19 @@ case "$kind" in
                 port=$(cat "$RDPORTFILE")
                 rd_stop
                 rd_start "$port" ;;
+            *) usage ;;
+        esac ;;
+    carbon)
+        command -v carbon-cache >/dev/null 2>&1 || die "carbon-cache not installed (graphite-carbon); run test/install-db-deps.sh"
+        cb_setup_paths
+        case "$action" in
+            start) cb_start ;;
+            stop) [ -d "$CBD" ] && cb_stop; true ;;
+            restart)
+                [ -s "$CBPORTFILE" ] || die "carbon: nothing to restart in $CBD (no ports recorded)"
+                ports=$(cat "$CBPORTFILE")
+                cb_stop
+                cb_start "$ports" ;;
             *) usage ;;
         esac ;;
     *) usage ;;
