@@ -733,6 +733,11 @@ Test(config, example_eventsd_conf_is_valid_and_documents_every_key)
         "size =", "interval_ms =", "tag =", "fun =", "workers =", "priority =",
         "conninfo =", "user =", "password =", "socket =", "connect_timeout_ms =",
         "group =", "sync =", "sync_ms =", "segment_bytes =", "max_bytes =", "when_full =",
+        "event =", "listen =", "redis =", "statistics =", "fields =", "max_values =",
+        "protocol =", "prefix =", "flush_interval =", "metrics =", "value =", "aggregate =",
+        "rollups =", "target =", "source =", "db =", "intervals =", "counter =", "events =",
+        "auto_declare =", "sync_interval_ms =", "sync_limit =", "throttle =", "key =",
+        "timeframe =", "min_count =", "max_count =", "shared =",
     };
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         cr_expect(strstr(text, keys[i]) != NULL, "eventsd.conf does not show '%s'", keys[i]);
