@@ -4,9 +4,11 @@
 #include "config.h"
 #include "dispatcher.h"
 #include "explain.h"
+#include "field_stats.h"
 #include "figures.h"
 #include "log.h"
 #include "notify.h"
+#include "payload.h"
 #include "privileges.h"
 #include "rules.h"
 #include "secrets.h"
@@ -59,6 +61,7 @@ typedef struct {
     zmq_pollitem_t *items;          /* grows with the number of worker processes */
     int           n_items;
     figures_t     figures;          /* scratch for /metrics and the stats events */
+    field_stats_t *field_stats;     /* the config's statistics */
     uint64_t      internal_events, internal_dropped;
     log_complaint_t throttle_complaint;
 } master_t;
@@ -96,6 +99,13 @@ static eventsd_config_t *load_checked(const char *path, char *err, size_t errlen
         return NULL;
     }
     rules_destroy(&rules);
+    field_stats_t *fs = field_stats_new(cfg->statistics, cfg->n_statistics, cfg->path, err,
+                                        errlen);
+    if (!fs) {
+        eventsd_config_destroy(&cfg);
+        return NULL;
+    }
+    field_stats_destroy(&fs);
     size_t used = 0;
     err[0] = '\0';
     for (int i = 0; i < cfg->n_workers; i++) {
@@ -269,9 +279,31 @@ static void hold(master_t *m, salt_event_t *ev)
     m->n_held++;
 }
 
+static int64_t epoch_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* statistics count every event read from the bus (their own events excepted). */
+static void count_statistics(master_t *m, const salt_event_t *ev)
+{
+    size_t plen = strlen(FIELD_STATS_TAG_PREFIX);
+    if (!m->ref->cfg->n_statistics ||
+        (ev->tag_len >= plen && memcmp(ev->tag, FIELD_STATS_TAG_PREFIX, plen) == 0))
+        return;
+    char err[8];
+    payload_t *data = payload_new(ev->payload, ev->payload_len, true, 1000, err, sizeof err);
+    field_stats_add(m->field_stats, ev->tag, ev->tag_len, data ? payload_root(data) : NULL,
+                    m->ref->cfg->master_id, epoch_ms());
+    payload_destroy(&data);
+}
+
 static void on_bus_event(salt_event_t *ev, void *arg)
 {
     master_t *m = arg;
+    count_statistics(m, ev);
     int hits = rules_match(m->rules, ev->tag, ev->tag_len, ev->payload, ev->payload_len,
                            m->targets);
     if (rules_throttle_error(m->rules))
@@ -307,6 +339,23 @@ static void inject_internal(master_t *m, const char *tag, const msgpack_sbuffer 
     m->internal_events++;
     on_bus_event(&ev, m);
     salt_event_free(&ev);   /* unmatched: still ours */
+}
+
+/* Hands the statistics' finished intervals to the rules as internal events. */
+static void emit_statistics(master_t *m)
+{
+    msgpack_sbuffer tag, payload;
+    msgpack_sbuffer_init(&tag);
+    msgpack_sbuffer_init(&payload);
+    int rc;
+    while ((rc = field_stats_pop(m->field_stats, epoch_ms(), &tag, &payload)) != 0) {
+        if (rc < 0)
+            continue;
+        msgpack_sbuffer_write(&tag, "", 1);   /* NUL-terminate */
+        inject_internal(m, tag.data, &payload);
+    }
+    msgpack_sbuffer_destroy(&tag);
+    msgpack_sbuffer_destroy(&payload);
 }
 
 static void retry_held(master_t *m, int64_t now)
@@ -369,11 +418,14 @@ static void reload(master_t *m)
     log_info("msg=\"SIGHUP: reloading config\" path=%s", path);
     eventsd_config_t *cfg = load_checked(path, err, sizeof err);
     rules_t *rules = cfg ? rules_new(cfg, err, sizeof err) : NULL;
+    field_stats_t *fs = rules ? field_stats_new(cfg->statistics, cfg->n_statistics, cfg->path,
+                                                err, sizeof err) : NULL;
     uint8_t *targets = cfg ? calloc((size_t) cfg->n_workers + 1, 1) : NULL;
     spool_target_t *st = cfg ? calloc((size_t) cfg->n_workers + 1, sizeof *st) : NULL;
-    if (!cfg || !rules || !targets || !st) {
+    if (!cfg || !rules || !fs || !targets || !st) {
         log_error("msg=\"reload failed, keeping the running config\" error=\"%s\"", err);
         rules_destroy(&rules);
+        field_stats_destroy(&fs);
         eventsd_config_destroy(&cfg);
         free(targets);
         free(st);
@@ -384,6 +436,7 @@ static void reload(master_t *m)
     if (dispatcher_apply(m->dispatcher, ref, err, sizeof err) < 0) {
         log_error("msg=\"reload failed, keeping the running config\" error=\"%s\"", err);
         rules_destroy(&rules);
+        field_stats_destroy(&fs);
         config_ref_put(&ref);
         free(targets);
         free(st);
@@ -401,11 +454,14 @@ static void reload(master_t *m)
         bus_destroy(&m->bus);
         m->bus = bus_new(&cfg->bus);
     }
+    emit_statistics(m);   /* what the old statistics finished; the open interval ends here */
     rules_destroy(&m->rules);
+    field_stats_destroy(&m->field_stats);
     free(m->targets);
     free(m->spool_targets);
     config_ref_put(&m->ref);
     m->rules = rules;
+    m->field_stats = fs;
     m->targets = targets;
     m->spool_targets = st;
     m->ref = ref;
@@ -616,6 +672,7 @@ static void run_once(master_t *m)
         timeout = min_timeout(timeout, (int) (m->held_retry_ms > now ? m->held_retry_ms - now : 0));
     if (m->ref->cfg->stats_interval_s > 0)
         timeout = min_timeout(timeout, (int) (m->next_stats_ms > now ? m->next_stats_ms - now : 0));
+    timeout = min_timeout(timeout, field_stats_next_due_ms(m->field_stats, epoch_ms()));
     timeout = min_timeout(timeout, notify_watchdog(now));
     if (m->bus && !backlogged && bus_has_buffered(m->bus))
         timeout = 0;
@@ -631,6 +688,8 @@ static void run_once(master_t *m)
     if (dispatcher_layout(m->dispatcher) == layout)   /* a reload may have changed the workers */
         dispatcher_handle(m->dispatcher, &items[first_worker], n - first_worker);
     maybe_stats(m, clock_ms());
+    if (field_stats_next_due_ms(m->field_stats, epoch_ms()) == 0)
+        emit_statistics(m);
 }
 
 static int run(master_t *m)
@@ -688,6 +747,8 @@ static int start(const char *path, const char *pidfile, const char *level_overri
                    .throttle_complaint = { .interval_ms = 30000 } };
     m.ref = config_ref_new(cfg);
     m.rules = rules_new(cfg, err, sizeof err);
+    m.field_stats = field_stats_new(cfg->statistics, cfg->n_statistics, cfg->path, err,
+                                    sizeof err);
     m.targets = calloc((size_t) cfg->n_workers + 1, 1);
     m.spool_targets = calloc((size_t) cfg->n_workers + 1, sizeof *m.spool_targets);
     m.held = calloc(READ_BURST, sizeof *m.held);
@@ -698,7 +759,7 @@ static int start(const char *path, const char *pidfile, const char *level_overri
         log_error("msg=\"cannot resolve user/group\" error=\"%s\"", err);
         goto out;
     }
-    if (!m.rules || !m.targets || !m.spool_targets || !m.held ||
+    if (!m.rules || !m.field_stats || !m.targets || !m.spool_targets || !m.held ||
         prepare_runtime_dir(cfg->runtime_dir) < 0 || (pidfile && write_pidfile(pidfile) < 0) ||
         hand_over_dirs(cfg, &priv) < 0)
         goto out;
@@ -749,6 +810,7 @@ out:
     spool_destroy(&m.spool);
     bus_destroy(&m.bus);
     rules_destroy(&m.rules);
+    field_stats_destroy(&m.field_stats);
     free(m.targets);
     free(m.items);
     figures_free(&m.figures);

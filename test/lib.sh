@@ -92,7 +92,7 @@ cleanup() {
             tail -n 60 "$f"
         done
     fi
-    rm -rf "$T"
+    [ -n "${KEEP_TEST_DIR:-}" ] && [ "$rc" != 0 ] && echo "---- kept $T" || rm -rf "$T"
     exit "$rc"
 }
 trap cleanup EXIT
