@@ -1,34 +1,229 @@
-/* sink_graphite: placeholder until the graphite sink lands. */
+/* sink_graphite: metrics from events, aggregated per flush interval and sent to carbon's
+ * plaintext receiver (TCP, or UDP as an option).
+ *
+ * An aggregating sink (see sink.h): write_batch maps each event to metric names and values
+ * (graphite_map: name templates, value fields, rollups) and folds them into the interval its
+ * arrival time falls in (graphite_agg); nothing is sent there. flush_at is the end of the
+ * oldest interval holding unsent data; flush renders every such interval, one line per name
+ * stamped with the interval's start, and writes them in as few writes as the socket takes
+ * (graphite_conn). The worker calls flush on STOP as well, so the interval still open is sent
+ * too; and whatever flush sends, the worker acks every event folded so far: an open interval
+ * holding data is therefore always sent with the rest, complete so far, and sent again,
+ * complete, when it closes (carbon keeps the last line per slot).
+ *
+ * Failures: a send that fails keeps everything (SINK_RETRY) and the next flush, paced by the
+ * worker's backoff, reconnects and sends it all again; same name and timestamp overwrite in
+ * carbon, so resending is harmless. A worker that dies before a flush never acked its events;
+ * its successor gets them again and folds them by their new arrival time.
+ *
+ * Bounded: names per interval are capped (GRAPHITE_MAX_NAMES), the worker's max_inflight caps
+ * the events held. Skipped names and values are counted, logged at debug (rate-limited), and
+ * summed up at close.
+ */
+#include "graphite_agg.h"
+#include "graphite_conn.h"
+#include "graphite_map.h"
+#include "log.h"
 #include "sink.h"
 
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-static int graphite_check(const worker_config_t *cfg, char *err, size_t errlen)
+#define GRAPHITE_MAX_NAMES 100000
+
+typedef struct {
+    graphite_map_t  *map;
+    graphite_agg_t  *agg;
+    graphite_conn_t *conn;
+    char            *name;          /* the worker's, for log lines */
+    char            *master_id;
+    int              interval_s;
+    msgpack_sbuffer  out;           /* the lines of one flush */
+    uint64_t         events, lines, flushes;
+    graphite_skips_t skips_logged;
+    uint64_t         dropped_logged;
+    log_complaint_t  skip_complaint, drop_complaint;
+} graphite_sink_t;
+
+/* worker_config_t does not record which file a worker came from. */
+#define CONFIG_FILE "config"
+
+static int64_t wall_ms(void)
 {
-    (void) cfg;
-    snprintf(err, errlen, "sink 'graphite' is not implemented yet");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------- check */
+
+static int check_settings(const worker_config_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->port >= 1 && cfg->port <= 65535 && cfg->flush_interval_s >= 1)
+        return 0;
+    snprintf(err, errlen, "%s:%d: worker '%s': the graphite sink needs a port (1..65535) and "
+             "a flush_interval >= 1", CONFIG_FILE, cfg->line, cfg->name ? cfg->name : "?");
     return -1;
 }
 
-static sink_t *graphite_open(const worker_config_t *cfg, const char *master_id, char *err,
-                         size_t errlen)
+/* Every metric name template, value field and rollup; all problems, one per line. */
+static int graphite_check(const worker_config_t *cfg, char *err, size_t errlen)
 {
-    (void) master_id;
-    graphite_check(cfg, err, errlen);
-    return NULL;
+    if (check_settings(cfg, err, errlen) != 0)
+        return -1;
+    return graphite_map_check(cfg, CONFIG_FILE, err, errlen) > 0 ? -1 : 0;
 }
 
-static sink_result_t graphite_write_batch(sink_t *self, worker_event_t *const *events, size_t n,
-                                      size_t *bad_index, char *err, size_t errlen)
+/* ---------------------------------------------------------------- open / close */
+
+static void log_totals(const graphite_sink_t *s)
 {
-    (void) self; (void) events; (void) n; (void) bad_index;
-    snprintf(err, errlen, "not implemented");
-    return SINK_FATAL;
+    graphite_skips_t k = graphite_map_skips(s->map);
+    log_info("msg=\"graphite sink closed\" worker=%s events=%" PRIu64 " lines_sent=%" PRIu64
+             " flushes=%" PRIu64 " connects=%" PRIu64 " skipped_missing_field=%" PRIu64
+             " skipped_bad_value=%" PRIu64 " skipped_bad_name=%" PRIu64 " dropped_over_cap=%"
+             PRIu64 " nonfinite=%" PRIu64, s->name, s->events, s->lines, s->flushes,
+             graphite_conn_connects(s->conn), k.missing_field, k.bad_value, k.bad_name,
+             graphite_agg_dropped(s->agg), graphite_agg_nonfinite(s->agg));
 }
 
 static void graphite_close(sink_t **self_p)
 {
-    (void) self_p;
+    if (!self_p || !*self_p)
+        return;
+    graphite_sink_t *s = (graphite_sink_t *) *self_p;
+    if (s->map && s->agg && s->conn)
+        log_totals(s);
+    graphite_map_destroy(&s->map);
+    graphite_agg_destroy(&s->agg);
+    graphite_conn_destroy(&s->conn);
+    msgpack_sbuffer_destroy(&s->out);
+    free(s->name);
+    free(s->master_id);
+    free(s);
+    *self_p = NULL;
+}
+
+/* Compiles everything; connects on the first flush (a carbon that is down must not keep the
+ * worker from taking events: they wait in the aggregates). */
+static sink_t *graphite_open(const worker_config_t *cfg, const char *master_id, char *err,
+                             size_t errlen)
+{
+    if (check_settings(cfg, err, errlen) != 0)
+        return NULL;
+    graphite_sink_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    msgpack_sbuffer_init(&s->out);
+    s->interval_s = cfg->flush_interval_s;
+    s->skip_complaint.interval_ms = 60000;
+    s->drop_complaint.interval_ms = 60000;
+    s->map = graphite_map_new(cfg, CONFIG_FILE, err, errlen);
+    if (!s->map) {
+        graphite_close((sink_t **) &s);
+        return NULL;
+    }
+    s->agg = graphite_agg_new(cfg->flush_interval_s, GRAPHITE_MAX_NAMES);
+    s->conn = graphite_conn_new(cfg->host, cfg->port, cfg->udp, cfg->connect_timeout_ms);
+    s->name = strdup(cfg->name ? cfg->name : "graphite");
+    s->master_id = master_id ? strdup(master_id) : NULL;
+    if (!s->agg || !s->conn || !s->name || (master_id && !s->master_id)) {
+        snprintf(err, errlen, "out of memory");
+        graphite_close((sink_t **) &s);
+    }
+    return (sink_t *) s;
+}
+
+/* ---------------------------------------------------------------- folding */
+
+/* New skips and cap drops since the last report, rate-limited. */
+static void report_skips(graphite_sink_t *s)
+{
+    graphite_skips_t k = graphite_map_skips(s->map);
+    graphite_skips_t *l = &s->skips_logged;
+    if (k.missing_field != l->missing_field || k.bad_value != l->bad_value ||
+        k.bad_name != l->bad_name) {
+        log_complain(&s->skip_complaint, LOG_LVL_DEBUG,
+                     "msg=\"metrics skipped for events lacking a name field, a numeric value "
+                     "or a valid name\" worker=%s missing_field=%" PRIu64 " bad_value=%" PRIu64
+                     " bad_name=%" PRIu64, s->name, k.missing_field, k.bad_value, k.bad_name);
+        *l = k;
+    }
+    uint64_t dropped = graphite_agg_dropped(s->agg);
+    if (dropped != s->dropped_logged) {
+        log_complain(&s->drop_complaint, LOG_LVL_WARNING,
+                     "msg=\"too many distinct metric names in one interval, extra names "
+                     "dropped\" worker=%s cap=%d dropped=%" PRIu64, s->name, GRAPHITE_MAX_NAMES,
+                     dropped);
+        s->dropped_logged = dropped;
+    }
+}
+
+static int fold_event(graphite_sink_t *s, const worker_event_t *ev, int64_t start)
+{
+    const graphite_point_t *pts;
+    const msgpack_object *data = ev->data ? payload_root(ev->data) : NULL;
+    long n = graphite_map_event(s->map, ev->tag, ev->tag_len, data, s->master_id, &pts);
+    for (long i = 0; i < n; i++)
+        if (graphite_agg_add(s->agg, start, pts[i].name, pts[i].len, pts[i].how,
+                             pts[i].value) < 0)
+            return -1;
+    return n < 0 ? -1 : 0;
+}
+
+/* Only folds: the worker holds the acks until a flush sends the aggregates. */
+static sink_result_t graphite_write_batch(sink_t *self, worker_event_t *const *events, size_t n,
+                                          size_t *bad_index, char *err, size_t errlen)
+{
+    (void) bad_index;
+    graphite_sink_t *s = (graphite_sink_t *) self;
+    int64_t start = graphite_agg_slot(s->agg, wall_ms());
+    for (size_t i = 0; i < n; i++)
+        if (fold_event(s, events[i], start) != 0) {
+            /* fatal: the worker exits unacked and the master gives the events to a new one */
+            snprintf(err, errlen, "graphite: out of memory folding metrics");
+            return SINK_FATAL;
+        }
+    s->events += n;
+    report_skips(s);
+    return SINK_OK;
+}
+
+/* ---------------------------------------------------------------- flushing */
+
+/* The wall-clock end of the oldest unsent interval, in clock_ms() terms; never more than one
+ * interval away, so a wall clock set back cannot hold data for long. */
+static int64_t graphite_flush_at(sink_t *self)
+{
+    graphite_sink_t *s = (graphite_sink_t *) self;
+    int64_t due = graphite_agg_due_ms(s->agg);
+    if (due == INT64_MAX)
+        return INT64_MAX;
+    int64_t now = clock_ms(), wait = due - wall_ms();
+    int64_t max_wait = (int64_t) s->interval_s * 1000;
+    return now + (wait < 0 ? 0 : wait > max_wait ? max_wait : wait);
+}
+
+static sink_result_t graphite_flush(sink_t *self, char *err, size_t errlen)
+{
+    graphite_sink_t *s = (graphite_sink_t *) self;
+    s->out.size = 0;
+    long lines = graphite_agg_render(s->agg, &s->out);
+    if (lines < 0) {
+        snprintf(err, errlen, "graphite: out of memory rendering metric lines");
+        return SINK_FATAL;
+    }
+    if (lines > 0 && graphite_conn_send(s->conn, s->out.data, s->out.size, err, errlen) != 0)
+        return SINK_RETRY;
+    graphite_agg_sent(s->agg, wall_ms());
+    s->lines += (uint64_t) lines;
+    s->flushes++;
+    return SINK_OK;
 }
 
 const sink_ops_t sink_graphite_ops = {
@@ -37,4 +232,6 @@ const sink_ops_t sink_graphite_ops = {
     .open = graphite_open,
     .write_batch = graphite_write_batch,
     .close = graphite_close,
+    .flush_at = graphite_flush_at,
+    .flush = graphite_flush,
 };
