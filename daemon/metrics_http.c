@@ -15,6 +15,7 @@
 
 #define DRAIN_MS      1000   /* how long a closing connection waits for the client's FIN */
 #define ACCEPT_BURST  32     /* connections accepted per handle call */
+#define ACCEPT_PAUSE_MS 250  /* listener left out of the poll after accept ran out of fds */
 
 typedef enum { C_FREE = 0, C_READ, C_WRITE, C_DRAIN } conn_state_t;
 
@@ -32,6 +33,7 @@ struct metrics_http {
     int                  fd;
     int                  port;
     int                  timeout_ms;
+    int64_t              accept_paused_until_ms;
     conn_t               conns[METRICS_HTTP_MAX_CONNS];
     metrics_http_stats_t stats;
     msgpack_sbuffer      body;  /* the rendered body, reused */
@@ -398,6 +400,13 @@ static void accept_all(metrics_http_t *self, int64_t now_ms)
 {
     for (int i = 0; i < ACCEPT_BURST; i++) {
         int fd = accept4(self->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                       errno == ENOMEM)) {
+            /* The pending connection stays queued and the listener stays readable: polling
+             * it again at once would spin the master. */
+            self->accept_paused_until_ms = now_ms + ACCEPT_PAUSE_MS;
+            self->stats.accept_errors++;
+        }
         if (fd < 0)
             return;   /* EAGAIN, or an error of that one connection: nothing to do */
         conn_t *c = NULL;
@@ -426,7 +435,7 @@ int metrics_http_n_pollitems(const metrics_http_t *self)
 int metrics_http_pollitems(metrics_http_t *self, zmq_pollitem_t *items, int max)
 {
     int n = 0;
-    if (n < max)
+    if (n < max && clock_ms() >= self->accept_paused_until_ms)
         items[n++] = (zmq_pollitem_t){ .fd = self->fd, .events = ZMQ_POLLIN };
     for (int i = 0; i < METRICS_HTTP_MAX_CONNS && n < max; i++) {
         const conn_t *c = &self->conns[i];
@@ -484,6 +493,8 @@ void metrics_http_handle(metrics_http_t *self, const zmq_pollitem_t *items, int 
 int metrics_http_timeout_ms(const metrics_http_t *self, int64_t now_ms)
 {
     int64_t best = -1;
+    if (self->accept_paused_until_ms > now_ms)
+        best = self->accept_paused_until_ms - now_ms;
     for (int i = 0; i < METRICS_HTTP_MAX_CONNS; i++) {
         const conn_t *c = &self->conns[i];
         if (c->state == C_FREE)

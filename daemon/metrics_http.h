@@ -39,6 +39,8 @@ typedef struct {
     uint64_t requests;   /* responses started, any status */
     uint64_t rejected;   /* connections refused because every slot was busy */
     uint64_t timeouts;   /* connections closed at their deadline */
+    uint64_t accept_errors; /* accept failed for lack of descriptors or memory (the listener
+                               then rests a quarter second instead of spinning the poll) */
 } metrics_http_stats_t;
 
 /* Listens on listen = "HOST:PORT" ("[v6addr]:PORT" for IPv6; HOST "*" or "" = any address;
@@ -60,8 +62,8 @@ int metrics_http_pollitems(metrics_http_t *self, zmq_pollitem_t *items, int max)
  * /metrics. Never blocks. */
 void metrics_http_handle(metrics_http_t *self, const zmq_pollitem_t *items, int n,
                          metrics_render_fn render, void *arg);
-/* Milliseconds until the nearest connection deadline (now_ms = clock_ms()), -1 when there is
- * no connection. For the poll timeout. */
+/* Milliseconds until the nearest connection deadline or the end of an accept pause
+ * (now_ms = clock_ms()), -1 when there is none. For the poll timeout. */
 int metrics_http_timeout_ms(const metrics_http_t *self, int64_t now_ms);
 
 /* Changes the per-state timeout (default METRICS_HTTP_TIMEOUT_MS); for tests. */

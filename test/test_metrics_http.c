@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -450,6 +451,44 @@ Test(metrics_http, client_that_never_reads_times_out)
     while (metrics_http_timeout_ms(mh, clock_ms()) >= 0 && clock_ms() < deadline);
     cr_expect_eq(metrics_http_timeout_ms(mh, clock_ms()), -1, "the slot is free");
     cr_expect_eq(metrics_http_stats(mh)->timeouts, 1, "closed at the write deadline");
+    close(fd);
+    metrics_http_destroy(&mh);
+}
+
+/* Out of descriptors: accept fails, the connection stays queued; the listener rests instead
+ * of making every poll return at once, and the connection is served once fds are back. */
+static bool under_valgrind(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    return preload && strstr(preload, "vgpreload");
+}
+
+Test(metrics_http, accept_without_descriptors_rests)
+{
+    /* valgrind keeps its own descriptor table and takes a lowered limit as making our open
+     * descriptors invalid. */
+    if (under_valgrind())
+        cr_skip_test("RLIMIT_NOFILE games do not work under valgrind");
+    metrics_http_t *mh = start();
+    render_ctx_t ctx = { 0 };
+    int fd = client(mh);
+    send_all(fd, REQ("GET /metrics HTTP/1.1\r\n\r\n"));
+    struct rlimit old, low;
+    cr_assert(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    low = old;
+    low.rlim_cur = (rlim_t) fd + 1;   /* no descriptor above the client's */
+    cr_assert(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    pump(mh, &ctx, 50);
+    cr_expect_eq(metrics_http_stats(mh)->accept_errors, 1);
+    zmq_pollitem_t items[1 + METRICS_HTTP_MAX_CONNS];
+    cr_expect_eq(metrics_http_pollitems(mh, items, 1 + METRICS_HTTP_MAX_CONNS), 0,
+                 "the listener is left out while it rests");
+    int t = metrics_http_timeout_ms(mh, clock_ms());
+    cr_expect(t > 0 && t <= 250, "timeout %d", t);
+    cr_assert(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    resp_t r = { 0 };
+    until_closed(mh, &ctx, fd, &r);
+    cr_expect_eq(status_of(&r), 200);
     close(fd);
     metrics_http_destroy(&mh);
 }
