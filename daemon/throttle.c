@@ -427,7 +427,9 @@ throttle_t *throttle_new(const throttle_config_t *cfg, const redis_config_t *red
     }
     t->timeframe_ms = (int64_t) (cfg->timeframe_s > 0 ? cfg->timeframe_s : 60) * 1000;
     t->min_count = cfg->min_count > 0 ? (uint64_t) cfg->min_count : 1;
-    t->max_count = cfg->max_count > 0 ? (uint64_t) cfg->max_count : 1;
+    /* An unset max_count follows min_count (as eventsd.conf(5) documents): min_count = 5
+     * alone lets exactly the 5th event of a window through. */
+    t->max_count = cfg->max_count > 0 ? (uint64_t) cfg->max_count : t->min_count;
     t->shared = cfg->shared;
     t->max_keys = THROTTLE_MAX_KEYS;
     t->n_buckets = MIN_BUCKETS;

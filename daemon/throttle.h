@@ -2,7 +2,8 @@
  * template, NAME_KEY mode); an event passes when, counting it, min_count <= count <=
  * max_count, where count is the number of events of that key in a window of timeframe_s
  * that starts at the key's first event. The window does not slide: the first event at or
- * after start + timeframe starts a new window with count 1. Defaults (1, 1) de-duplicate.
+ * after start + timeframe starts a new window with count 1. Defaults (1, 1) de-duplicate;
+ * max_count 0 (unset) means max_count = min_count.
  *
  * Unkeyed events: an event whose key cannot be expanded (a field is missing or nil) passes
  * and is counted as `unkeyed` - a throttle tames floods, it never hides events it cannot

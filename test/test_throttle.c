@@ -130,6 +130,18 @@ Test(throttle, max_count_blocks_after_the_nth)
     throttle_destroy(&t);
 }
 
+/* max_count 0 (unset) follows min_count: exactly the Nth event of a window passes. */
+Test(throttle, unset_max_count_follows_min_count)
+{
+    throttle_t *t = local_throttle(60, 3, 0);
+    const step_t steps[] = {
+        { "a", 0, false }, { "a", 1, false }, { "a", 2, true }, { "a", 3, false },
+        { "a", 60000, false }, { "a", 60001, false }, { "a", 60002, true },
+    };
+    run_steps(t, steps, (int) (sizeof steps / sizeof steps[0]));
+    throttle_destroy(&t);
+}
+
 /* The window starts at the key's first event and does not slide: events inside it do not
  * extend it, and the first event after it counts 1 although the previous events are recent. */
 Test(throttle, window_anchored_at_first_event)
