@@ -59,7 +59,8 @@ static graphite_map_t *map_new(const worker_config_t *cfg)
     return m;
 }
 
-/* Maps one event; "name=value;" per point into out. Returns the point count. */
+/* Maps one event; "name=value;" per point into out, "^name=value;" for a rollup's target.
+ * Returns the point count. */
 static long map(graphite_map_t *m, payload_t *p, char *out, size_t outlen)
 {
     const graphite_point_t *pts;
@@ -68,8 +69,8 @@ static long map(graphite_map_t *m, payload_t *p, char *out, size_t outlen)
     cr_assert(n >= 0);
     out[0] = '\0';
     for (long i = 0; i < n; i++)
-        snprintf(out + strlen(out), outlen - strlen(out), "%.*s=%g;", (int) pts[i].len,
-                 pts[i].name, pts[i].value);
+        snprintf(out + strlen(out), outlen - strlen(out), "%s%.*s=%g;",
+                 pts[i].rollup ? "^" : "", (int) pts[i].len, pts[i].name, pts[i].value);
     return n;
 }
 
@@ -175,20 +176,20 @@ Test(graphite_map, rollups_apply_and_each_name_counts_once_per_event)
     char out[1024];
     cr_expect(eq(long, map(gm, p, out, sizeof out), 5));
     cr_expect(eq(str, out, "salt.jobs.test_ping.True=1;"
-                           "salt.jobs.all.True=1;"
-                           "salt.jobs.by_result.True.test_ping=1;"
+                           "^salt.jobs.all.True=1;"
+                           "^salt.jobs.by_result.True.test_ping=1;"
                            "salt.time.test_ping=7;"
-                           "salt.time.all=7;"));
+                           "^salt.time.all=7;"));
     payload_destroy(&p);
     /* the next event starts afresh */
     p = event_data("state.apply", "9", false);
     cr_expect(eq(long, map(gm, p, out, sizeof out), 6));
     cr_expect(eq(str, out, "salt.jobs.state_apply.True=1;"
-                           "salt.jobs.all.True=1;"
-                           "salt.jobs.by_result.True.state_apply=1;"
-                           "salt.jobs.test_ping.True=1;"
+                           "^salt.jobs.all.True=1;"
+                           "^salt.jobs.by_result.True.state_apply=1;"
+                           "^salt.jobs.test_ping.True=1;"
                            "salt.time.state_apply=9;"
-                           "salt.time.all=9;"));
+                           "^salt.time.all=9;"));
     payload_destroy(&p);
     graphite_map_destroy(&gm);
 }

@@ -502,3 +502,42 @@ Test(graphite, check_names_the_rollup_line)
     cr_expect(sink_graphite_ops.open(&cfg, "m", oerr, sizeof oerr) == NULL);
     cr_expect(strstr(oerr, ":9: rollup") != NULL, "%s", oerr);
 }
+
+Test(graphite, check_refuses_several_processes)
+{
+    carbon_t c = shared_carbon();
+    metric_config_t m[] = { { .name = "x" } };
+    worker_config_t cfg = config(&c, NULL, m, 1, NULL, 0);
+    cfg.processes = 2;
+    char err[1024];
+    cr_expect(eq(int, sink_graphite_ops.check(&cfg, err, sizeof err), -1));
+    cr_expect(strstr(err, "must have processes = 1") != NULL, "%s", err);
+    cr_expect(sink_graphite_ops.open(&cfg, "m", err, sizeof err) == NULL);
+}
+
+Test(graphite, explain_lists_names_values_and_skips)
+{
+    carbon_t c = shared_carbon();
+    metric_config_t m[] = {
+        { .name = "jobs.{data.fun}.{data.success}" },
+        { .name = "ms", .value = "data.ms", .aggregate = METRIC_MEAN },
+        { .name = "by.{data.nope}" },
+    };
+    rollup_config_t r[] = { { .target = "salt.all.<r>", .source = "salt.jobs.*.<r>" } };
+    worker_config_t cfg = config(&c, "salt", m, 3, r, 1);
+    worker_event_t *ev = ret_event(1, "test.ping", "web1", false, 2.5);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    sink_graphite_ops.explain(&cfg, "m1", ev, out);
+    fclose(out);
+    char want[512];
+    snprintf(want, sizeof want, "    to 127.0.0.1:%d (tcp), one line per name every 3600 s\n"
+             "    metric salt.jobs.test_ping.False 1 (sum)\n"
+             "    rollup salt.all.False 1 (sum)\n"
+             "    metric salt.ms 2.5 (mean)\n"
+             "    skipped: 1 metric(s) whose name needs a field the event lacks\n", c.port);
+    cr_expect(eq(str, text, want));
+    free(text);
+    worker_event_destroy(&ev);
+}

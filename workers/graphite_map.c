@@ -25,6 +25,7 @@ typedef struct {
     uint32_t hash;
     double   value;
     metric_agg_t how;
+    bool     rollup;
 } slot_t;
 
 struct graphite_map {
@@ -233,7 +234,7 @@ static uint32_t hash_name(const char *s, size_t n)
 /* Records names[off..off+len) as a point unless the event already has that name (then the
  * bytes are taken back). Returns 0 or -1 (out of memory). */
 static int add_point(graphite_map_t *m, size_t *n, size_t off, size_t len, double v,
-                     metric_agg_t how)
+                     metric_agg_t how, bool rollup)
 {
     const char *name = m->names.data + off;
     uint32_t h = hash_name(name, len);
@@ -254,7 +255,8 @@ static int add_point(graphite_map_t *m, size_t *n, size_t off, size_t len, doubl
         m->points = points;
         m->cap = cap;
     }
-    m->slots[(*n)++] = (slot_t){ .off = off, .len = len, .hash = h, .value = v, .how = how };
+    m->slots[(*n)++] = (slot_t){ .off = off, .len = len, .hash = h, .value = v, .how = how,
+                                 .rollup = rollup };
     return 0;
 }
 
@@ -284,7 +286,7 @@ static int apply_rollups(graphite_map_t *m, size_t *n, double v, metric_agg_t ho
             m->names.size = off;
             continue;
         }
-        if (add_point(m, n, off, m->names.size - off, v, how) != 0)
+        if (add_point(m, n, off, m->names.size - off, v, how, true) != 0)
             return -1;
     }
     return 0;
@@ -314,7 +316,7 @@ static int map_metric(graphite_map_t *m, const metric_t *mt, size_t *n, const ch
     }
     size_t off = m->names.size;
     if (msgpack_sbuffer_write(&m->names, m->cur.data, m->cur.size) != 0 ||
-        add_point(m, n, off, m->cur.size, v, mt->how) != 0)
+        add_point(m, n, off, m->cur.size, v, mt->how, false) != 0)
         return -1;
     return apply_rollups(m, n, v, mt->how);
 }
@@ -332,7 +334,8 @@ long graphite_map_event(graphite_map_t *self, const char *tag, size_t tag_len,
         self->points[i] = (graphite_point_t){ .name = self->names.data + self->slots[i].off,
                                               .len = self->slots[i].len,
                                               .value = self->slots[i].value,
-                                              .how = self->slots[i].how };
+                                              .how = self->slots[i].how,
+                                              .rollup = self->slots[i].rollup };
     *points = self->points;
     return (long) n;
 }

@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,7 @@ typedef struct {
     size_t       len;
     double       value;
     metric_agg_t how;
+    bool         rollup;  /* a rollup's target (else a metric's own name) */
 } graphite_point_t;
 
 typedef struct {

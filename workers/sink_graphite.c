@@ -62,19 +62,34 @@ static int64_t wall_ms(void)
 
 static int check_settings(const worker_config_t *cfg, char *err, size_t errlen)
 {
-    if (cfg->port >= 1 && cfg->port <= 65535 && cfg->flush_interval_s >= 1)
+    const char *name = cfg->name ? cfg->name : "?";
+    /* Carbon keeps the last line per metric and slot: two processes sending their own
+     * aggregates for the same slot would overwrite each other's counts. */
+    if (cfg->processes > 1)
+        snprintf(err, errlen, "%s:%d: worker '%s': a graphite worker must have processes = 1 "
+                 "(carbon keeps one value per metric and time slot, so processes would "
+                 "overwrite each other's aggregates)", CONFIG_FILE, cfg->line, name);
+    else if (cfg->port < 1 || cfg->port > 65535 || cfg->flush_interval_s < 1)
+        snprintf(err, errlen, "%s:%d: worker '%s': the graphite sink needs a port (1..65535) "
+                 "and a flush_interval >= 1", CONFIG_FILE, cfg->line, name);
+    else
         return 0;
-    snprintf(err, errlen, "%s:%d: worker '%s': the graphite sink needs a port (1..65535) and "
-             "a flush_interval >= 1", CONFIG_FILE, cfg->line, cfg->name ? cfg->name : "?");
     return -1;
 }
 
-/* Every metric name template, value field and rollup; all problems, one per line. */
+/* Settings, every metric name template, value field and rollup: all problems, one a line. */
 static int graphite_check(const worker_config_t *cfg, char *err, size_t errlen)
 {
-    if (check_settings(cfg, err, errlen) != 0)
-        return -1;
-    return graphite_map_check(cfg, CONFIG_FILE, err, errlen) > 0 ? -1 : 0;
+    int bad = check_settings(cfg, err, errlen) != 0;
+    size_t used = bad ? strlen(err) : 0;
+    if (used + 1 < errlen) {
+        if (used)
+            err[used++] = '\n';
+        bad += graphite_map_check(cfg, CONFIG_FILE, err + used, errlen - used);
+        if (used && !err[used])
+            err[used - 1] = '\0';   /* nothing after the settings' line */
+    }
+    return bad ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------- open / close */
@@ -226,6 +241,49 @@ static sink_result_t graphite_flush(sink_t *self, char *err, size_t errlen)
     return SINK_OK;
 }
 
+/* ---------------------------------------------------------------- explain */
+
+static void explain_skips(graphite_skips_t k, FILE *out)
+{
+    if (k.missing_field)
+        fprintf(out, "    skipped: %llu metric(s) whose name needs a field the event lacks\n",
+                (unsigned long long) k.missing_field);
+    if (k.bad_value)
+        fprintf(out, "    skipped: %llu metric(s) whose value field is missing or not a finite "
+                "number\n", (unsigned long long) k.bad_value);
+    if (k.bad_name)
+        fprintf(out, "    skipped: %llu name(s) that are not valid Graphite names (an empty "
+                "field, or longer than the limits)\n", (unsigned long long) k.bad_name);
+}
+
+/* The names and values the event would add to its interval; nothing is connected. */
+static void graphite_explain(const worker_config_t *cfg, const char *master_id,
+                             const worker_event_t *ev, FILE *out)
+{
+    char err[512];
+    graphite_map_t *map = graphite_map_new(cfg, CONFIG_FILE, err, sizeof err);
+    if (!map) {
+        fprintf(out, "    cannot map metrics: %s\n", err);
+        return;
+    }
+    fprintf(out, "    to %s:%d (%s), one line per name every %d s\n",
+            cfg->host ? cfg->host : "127.0.0.1", cfg->port, cfg->udp ? "udp" : "tcp",
+            cfg->flush_interval_s);
+    const graphite_point_t *pts;
+    long n = graphite_map_event(map, ev->tag, ev->tag_len,
+                                ev->data ? payload_root(ev->data) : NULL, master_id, &pts);
+    for (long i = 0; i < n; i++) {
+        char num[32];
+        graphite_format_value(pts[i].value, num);
+        fprintf(out, "    %s %.*s %s (%s)\n", pts[i].rollup ? "rollup" : "metric",
+                (int) pts[i].len, pts[i].name, num, config_metric_agg_name(pts[i].how));
+    }
+    if (n == 0)
+        fprintf(out, "    no metric\n");
+    explain_skips(graphite_map_skips(map), out);
+    graphite_map_destroy(&map);
+}
+
 const sink_ops_t sink_graphite_ops = {
     .name = "graphite",
     .check = graphite_check,
@@ -234,4 +292,5 @@ const sink_ops_t sink_graphite_ops = {
     .close = graphite_close,
     .flush_at = graphite_flush_at,
     .flush = graphite_flush,
+    .explain = graphite_explain,
 };
