@@ -90,7 +90,8 @@ typedef struct {
     int   port;               /* redis.port, default 6379 */
     char *password;           /* redis.password, optional; never logged */
     int   db;                 /* redis.db, default 0, 0 .. 1000 */
-    int   timeout_ms;         /* redis.timeout_ms, default 1000, 10 .. 60000 */
+    int   timeout_ms;         /* redis.timeout_ms, default 1000, 10 .. 1000 (the master waits
+                                 this long at most per retry period) */
     int   line;               /* 0 when absent */
 } redis_config_t;
 

@@ -411,7 +411,8 @@ void cfg_load_redis(loader_t *ld, const config_setting_t *root)
         cfg_check_keys(ld, &sc, g, redis_keys);
         cfg_int_field(ld, &sc, g, "port", 1, 65535, &r->port);
         cfg_int_field(ld, &sc, g, "db", 0, 1000, &r->db);
-        cfg_int_field(ld, &sc, g, "timeout_ms", 10, 60000, &r->timeout_ms);
+        /* Shared throttles call Redis from the master's loop: it must not wait longer. */
+        cfg_int_field(ld, &sc, g, "timeout_ms", 10, 1000, &r->timeout_ms);
         if (cfg_string(ld, &sc, g, "password", &v) == 1)
             r->password = cfg_strdup(ld, v);
     }

@@ -7,6 +7,7 @@
 #include "field_stats.h"
 #include "figures.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "notify.h"
 #include "payload.h"
 #include "privileges.h"
@@ -62,9 +63,12 @@ typedef struct {
     int           n_items;
     figures_t     figures;          /* scratch for /metrics and the stats events */
     field_stats_t *field_stats;     /* the config's statistics */
+    metrics_http_t *http;           /* stats.listen, NULL when off */
     uint64_t      internal_events, internal_dropped;
     log_complaint_t throttle_complaint;
 } master_t;
+
+static void open_metrics_listener(master_t *m, const char *old_listen);
 
 static void usage(FILE *out)
 {
@@ -455,6 +459,7 @@ static void reload(master_t *m)
         m->bus = bus_new(&cfg->bus);
     }
     emit_statistics(m);   /* what the old statistics finished; the open interval ends here */
+    char *old_listen = m->ref->cfg->stats_listen ? strdup(m->ref->cfg->stats_listen) : NULL;
     rules_destroy(&m->rules);
     field_stats_destroy(&m->field_stats);
     free(m->targets);
@@ -466,6 +471,8 @@ static void reload(master_t *m)
     m->spool_targets = st;
     m->ref = ref;
     rematch_held(m);
+    open_metrics_listener(m, old_listen);
+    free(old_listen);
     log_info("msg=\"config reloaded\" workers=%d rules=%d", cfg->n_workers, cfg->n_rules);
 }
 
@@ -592,6 +599,31 @@ static int64_t epoch_us(void)
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static void render_metrics(void *arg, msgpack_sbuffer *out)
+{
+    master_t *m = arg;
+    collect_figures(m);
+    figures_prometheus(&m->figures, out);
+}
+
+/* stats.listen: (re)opens the Prometheus listener when the address changed. */
+static void open_metrics_listener(master_t *m, const char *old_listen)
+{
+    const char *listen = m->ref->cfg->stats_listen;
+    if (m->http && old_listen && listen && strcmp(old_listen, listen) == 0)
+        return;
+    metrics_http_destroy(&m->http);
+    if (!listen)
+        return;
+    char err[512];
+    m->http = metrics_http_new(listen, err, sizeof err);
+    if (m->http)
+        log_info("msg=\"serving Prometheus metrics\" listen=%s port=%d path=/metrics", listen,
+                 metrics_http_port(m->http));
+    else
+        log_error("msg=\"cannot serve Prometheus metrics, going on without\" error=\"%s\"", err);
+}
+
 /* stats.event: one eventsd/stats/eventsd event per figure, routed by the rules. */
 static void emit_figure_events(master_t *m)
 {
@@ -642,7 +674,8 @@ static void run_once(master_t *m)
         m->ready = true;
     }
 
-    int needed = 2 + dispatcher_n_pollitems(m->dispatcher);
+    int needed = 2 + dispatcher_n_pollitems(m->dispatcher) +
+                 (m->http ? metrics_http_n_pollitems(m->http) : 0);
     if (needed > m->n_items) {
         zmq_pollitem_t *grown = realloc(m->items, (size_t) needed * sizeof *grown);
         if (!grown) {
@@ -659,6 +692,11 @@ static void run_once(master_t *m)
     int bus_item = -1;
     if (m->bus && !backlogged && bus_pollitem(m->bus, &items[n]))
         bus_item = n++;
+    int first_http = n;
+    metrics_http_t *http = m->http;
+    if (http)
+        n += metrics_http_pollitems(http, &items[n], m->n_items - n);
+    int n_http = n - first_http;
     int first_worker = n;
     n += dispatcher_pollitems(m->dispatcher, &items[n], m->n_items - n);
     uint64_t layout = dispatcher_layout(m->dispatcher);
@@ -673,6 +711,8 @@ static void run_once(master_t *m)
     if (m->ref->cfg->stats_interval_s > 0)
         timeout = min_timeout(timeout, (int) (m->next_stats_ms > now ? m->next_stats_ms - now : 0));
     timeout = min_timeout(timeout, field_stats_next_due_ms(m->field_stats, epoch_ms()));
+    if (http)
+        timeout = min_timeout(timeout, metrics_http_timeout_ms(http, now));
     timeout = min_timeout(timeout, notify_watchdog(now));
     if (m->bus && !backlogged && bus_has_buffered(m->bus))
         timeout = 0;
@@ -683,6 +723,8 @@ static void run_once(master_t *m)
     }
     if (items[0].revents)
         handle_signals(m);
+    if (http && http == m->http)   /* a reload may have replaced the listener */
+        metrics_http_handle(http, &items[first_http], n_http, render_metrics, m);
     if (m->bus && bus_item >= 0 && (items[bus_item].revents || bus_has_buffered(m->bus)))
         bus_read(m->bus, on_bus_event, m, READ_BURST);
     if (dispatcher_layout(m->dispatcher) == layout)   /* a reload may have changed the workers */
@@ -790,6 +832,7 @@ static int start(const char *path, const char *pidfile, const char *level_overri
      * and a process with threads is best not forked. */
     if (!m.bus)
         m.bus = bus_new(&cfg->bus);
+    open_metrics_listener(&m, NULL);
     m.last_stats_ms = clock_ms();
     m.next_stats_ms = m.last_stats_ms + (int64_t) cfg->stats_interval_s * 1000;
     log_info("msg=\"eventsd started\" version=%s config=%s bus=%s workers=%d rules=%d "
@@ -811,6 +854,7 @@ out:
     bus_destroy(&m.bus);
     rules_destroy(&m.rules);
     field_stats_destroy(&m.field_stats);
+    metrics_http_destroy(&m.http);
     free(m.targets);
     free(m.items);
     figures_free(&m.figures);

@@ -1,5 +1,6 @@
 /* figures: see figures.h. */
 #include "figures.h"
+#include "metrics_http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,4 +72,27 @@ void figures_event(const figures_t *self, int i, const char *master_id, int64_t 
     pack_str(&pk, master_id ? master_id : "");
     pack_str(&pk, "_stamp");
     pack_str(&pk, stamp);
+}
+
+void figures_prometheus(const figures_t *self, msgpack_sbuffer *out)
+{
+    for (int i = 0; i < self->n; i++) {
+        const figure_t *f = &self->items[i];
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = strcmp(self->items[j].name, f->name) == 0;
+        if (seen)
+            continue;
+        char name[128];
+        snprintf(name, sizeof name, "eventsd_%s%s", f->name, f->counter ? "_total" : "");
+        prom_write_family(out, name, f->counter ? "counter" : "gauge", f->help);
+        for (int j = i; j < self->n; j++) {
+            const figure_t *g = &self->items[j];
+            if (strcmp(g->name, f->name) != 0)
+                continue;
+            prom_label_t label = { g->scope_label, g->scope };
+            prom_write_double(out, name, g->scope_label ? &label : NULL, g->scope_label ? 1 : 0,
+                              g->value);
+        }
+    }
 }

@@ -42,6 +42,11 @@ void figures_free(figures_t *self);
 void figures_event(const figures_t *self, int i, const char *master_id, int64_t epoch_us,
                    msgpack_sbuffer *payload);
 
+/* The Prometheus text exposition of the list: per name one family, eventsd_<name> with
+ * "_total" for counters, HELP and TYPE once, one sample per scope, labelled with
+ * scope_label when there is one. */
+void figures_prometheus(const figures_t *self, msgpack_sbuffer *out);
+
 /* Salt's _stamp text for a wall-clock time: "2026-11-29T21:30:00.123456". buf >= 32. */
 void figures_stamp(int64_t epoch_us, char *buf, size_t len);
 

@@ -77,6 +77,24 @@ static pcre2_code *compile_pattern(const char *pattern, const char *file, int li
     return re;
 }
 
+/* A shared throttle's name in Redis: what the rule is (tag, fun, key, window), not where it
+ * is in the file, so instances with the same rule share windows whatever their line numbers,
+ * and editing a rule's meaning starts new windows. FNV-1a, 64 bits, in hex. */
+static void throttle_scope(const rule_config_t *rc, char *out, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    const char *parts[] = { rc->tag, rc->fun ? rc->fun : "", rc->throttle ? rc->throttle->key : "" };
+    for (size_t i = 0; i < 3; i++)
+        for (const char *p = parts[i]; ; p++) {
+            h = (h ^ (unsigned char) *p) * 1099511628211ULL;   /* the NUL separates parts */
+            if (!*p)
+                break;
+        }
+    if (rc->throttle)
+        h = (h ^ (uint64_t) rc->throttle->timeframe_s) * 1099511628211ULL;
+    snprintf(out, len, "%016llx", (unsigned long long) h);
+}
+
 static int compile_rule(compiled_rule_t *out, const rule_config_t *rc,
                         const eventsd_config_t *cfg, char *err, size_t errlen)
 {
@@ -106,8 +124,10 @@ static int compile_rule(compiled_rule_t *out, const rule_config_t *rc,
     }
     out->priority = rc->priority;
     snprintf(out->label, sizeof out->label, "%d", (int) (rc - cfg->rules) + 1);
+    char scope[24];
+    throttle_scope(rc, scope, sizeof scope);
     if (rc->throttle && !(out->throttle = throttle_new(rc->throttle, &cfg->redis, cfg->path,
-                                                       NULL, err, errlen)))
+                                                       scope, err, errlen)))
         return -1;
     return 0;
 }

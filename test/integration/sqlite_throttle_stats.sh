@@ -5,6 +5,7 @@
 # - statistics count data.fun and data.success of every return per 1 s interval and their
 #   eventsd/stats/returns events, routed into salt_events, add up to what was published;
 # - stats.event routes eventsd/stats/eventsd figures into salt_events;
+# - stats.listen serves the same figures in Prometheus format;
 # - --explain names the throttle, its key and the workers, and exits 3 for an unrouted tag.
 . "$(dirname "$0")/../lib.sh"
 
@@ -16,7 +17,7 @@ runtime_dir = "$T/run";
 spool = { dir = "$T/spool"; };
 sql_dir = "$ROOT/sql";
 bus = { type = "salt-ipc"; path = "$sock"; reconnect_min_ms = 50; reconnect_max_ms = 500; };
-stats = { interval = 1; event = true; };
+stats = { interval = 1; event = true; listen = "127.0.0.1:0"; };
 workers = (
   { name = "first"; sink = "sqlite"; database = "$T/salt.db";
     template = "sqlite/salt_returns.sql"; batch = { size = 50; interval_ms = 100; }; },
@@ -90,6 +91,25 @@ figure_at_least() { v=$(figure "$1" "${3:-}"); [ -n "$v" ] && [ "$v" -ge "$2" ];
 wait_for "figures as events" "$DEADLINE" figure_at_least written $MINIONS first
 wait_for "throttle figures" "$DEADLINE" figure_at_least throttle_blocked $(( returns - MINIONS )) 1
 pass "stats.event: written(first)=$(figure written first) received=$(figure received) throttle_blocked(rule 1)=$(figure throttle_blocked 1)"
+
+# GET /metrics over bash's /dev/tcp (no HTTP client needed).
+http_get() {
+    exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+    cat <&3
+    exec 3<&-
+}
+port=$(sed -n 's/.*msg="serving Prometheus metrics".* port=\([0-9]*\).*/\1/p' "$T/eventsd.log" | head -1)
+[ -n "$port" ] || fail "no 'serving Prometheus metrics' line in the log"
+page=$(http_get "$port" /metrics)
+echo "$page" | head -1 | grep -q "^HTTP/1.[01] 200" || fail "GET /metrics: $(echo "$page" | head -1)"
+for want in 'eventsd_written_total{worker="first"} 5' "eventsd_received_total 92" \
+            'eventsd_throttle_blocked_total{rule="1"} 25' 'eventsd_throttle_blocked_total{rule="2"} 47' \
+            '# TYPE eventsd_pending gauge'; do
+    echo "$page" | grep -qF "$want" || fail "/metrics lacks '$want': $page"
+done
+http_get "$port" /nope | head -1 | grep -q " 404" || fail "GET /nope is not a 404"
+pass "Prometheus /metrics on port $port: written, received and throttle figures, 404 elsewhere"
 
 kill -TERM "$EVENTSD_PID"
 wait_pid "$EVENTSD_PID" 60 || fail "eventsd exit code $?"
