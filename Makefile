@@ -92,7 +92,7 @@ bench: deps
 	test/bench.sh $(BUILD)
 
 # Man pages: one txt2man source next to the code each (NAME.SECTION.txt).
-MAN_SRC  := daemon/eventsd.8.txt daemon/eventsd-pub.1.txt etc/eventsd.conf.5.txt
+MAN_SRC  := daemon/eventsd.8.txt daemon/eventsd-pub.1.txt daemon/eventsd-counts.1.txt etc/eventsd.conf.5.txt
 MANS     := $(foreach m,$(MAN_SRC),$(BUILD)/man/$(basename $(notdir $(m))))
 VERSION  := $(shell sed -n '1s/.*(\(.*\)).*/\1/p' debian/changelog)
 

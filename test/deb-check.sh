@@ -162,7 +162,7 @@ pass "dpkg-buildpackage -b -us -uc built $(basename "$DEB") and $(basename "$DBG
 dpkg-deb -c "$DBG" >"$T/dbgsym.list"
 grep -q '/usr/lib/debug/.build-id/.*\.debug$' "$T/dbgsym.list" \
     || fail "$(basename "$DBG") holds no /usr/lib/debug/.build-id/*.debug file"
-for b in usr/sbin/eventsd usr/bin/eventsd-pub; do
+for b in usr/sbin/eventsd usr/bin/eventsd-pub usr/bin/eventsd-counts; do
     dpkg-deb --fsys-tarfile "$DEB" | tar -xO "./$b" >"$T/bin.tmp"
     if readelf -S "$T/bin.tmp" | grep -q '\.debug_info'; then fail "/$b in the .deb is not stripped"; fi
 done
@@ -212,7 +212,7 @@ apt-get install -y -q --no-install-recommends "$DEB" </dev/null >"$T/apt-install
 pass "apt-get install ./$(basename "$DEB") pulls only Depends (${new_pkgs:-nothing new}: $(echo "$new_pkgs" | wc -w) packages)"
 
 # Every shared library the binaries link is provided by a package named in Depends.
-for b in /usr/sbin/eventsd /usr/bin/eventsd-pub; do
+for b in /usr/sbin/eventsd /usr/bin/eventsd-pub /usr/bin/eventsd-counts; do
     for lib in $(readelf -d "$b" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
         path=$(ldd "$b" | awk -v n="$lib" '$1 == n { print $3 }')
         { [ -n "$path" ] && [ -e "$path" ]; } || fail "$b: $lib not found by the loader"
@@ -225,11 +225,12 @@ for b in /usr/sbin/eventsd /usr/bin/eventsd-pub; do
             || fail "$b needs $lib from $owner, which is not in Depends ($DEPENDS)"
     done
 done
-pass "every shared library eventsd and eventsd-pub link comes from a package in Depends"
+pass "every shared library eventsd, eventsd-pub and eventsd-counts link comes from a package in Depends"
 
 [ -x /usr/sbin/eventsd ] || fail "/usr/sbin/eventsd missing or not executable"
 [ -x /usr/bin/eventsd-pub ] || fail "/usr/bin/eventsd-pub missing or not executable"
-pass "binaries installed: /usr/sbin/eventsd /usr/bin/eventsd-pub"
+[ -x /usr/bin/eventsd-counts ] || fail "/usr/bin/eventsd-counts missing or not executable"
+pass "binaries installed: /usr/sbin/eventsd /usr/bin/eventsd-pub /usr/bin/eventsd-counts"
 
 conffiles=$(dpkg-query --control-show eventsd conffiles 2>/dev/null \
             || cat /var/lib/dpkg/info/eventsd.conffiles 2>/dev/null || true)
@@ -247,7 +248,7 @@ for s in schema jids salt_events salt_returns; do
 done
 pass "SQL schema and templates in /usr/share/eventsd/sql/sqlite: $(cd /usr/share/eventsd/sql/sqlite && echo *.sql)"
 
-for m in man8/eventsd.8 man5/eventsd.conf.5 man1/eventsd-pub.1; do
+for m in man8/eventsd.8 man5/eventsd.conf.5 man1/eventsd-pub.1 man1/eventsd-counts.1; do
     f=/usr/share/man/$m.gz
     [ -f "$f" ] || f=/usr/share/man/$m
     if [ ! -f "$f" ]; then
@@ -257,7 +258,7 @@ for m in man8/eventsd.8 man5/eventsd.conf.5 man1/eventsd-pub.1; do
     fi
     zcat -f "$f" | grep -q '^\.TH' || fail "$f is not a man page (no .TH)"
 done
-pass "man pages installed: eventsd(8) eventsd.conf(5) eventsd-pub(1)"
+pass "man pages installed: eventsd(8) eventsd.conf(5) eventsd-pub(1) eventsd-counts(1)"
 
 pw=$(getent passwd eventsd) || fail "no user eventsd after install"
 IFS=: read -r _ _ uid gid _ home shell <<<"$pw"
