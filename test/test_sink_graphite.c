@@ -541,3 +541,55 @@ Test(graphite, explain_lists_names_values_and_skips)
     free(text);
     worker_event_destroy(&ev);
 }
+
+/* A listener that accepts (the kernel does) but never reads nor closes: a stalled carbon. */
+static int stalled_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 4096;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sa;
+    cr_assert(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    cr_assert(eq(int, bind(fd, (struct sockaddr *) &sa, sizeof sa), 0));
+    cr_assert(eq(int, listen(fd, 4), 0));
+    getsockname(fd, (struct sockaddr *) &sa, &len);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+Test(graphite, finish_waits_until_carbon_has_read_everything)
+{
+    carbon_t c = shared_carbon();
+    char err[512] = "", line[128];
+    graphite_conn_t *conn = graphite_conn_new("127.0.0.1", c.port, false, 5000);
+    snprintf(line, sizeof line, "t%ld_finish.x 1 %lld\n", (long) getpid(), (long long) wall_s());
+    cr_assert(eq(int, graphite_conn_send(conn, line, strlen(line), err, sizeof err), 0), "%s", err);
+    cr_expect(eq(int, graphite_conn_finish(conn, 10000, err, sizeof err), 0), "%s", err);
+    cr_expect(eq(int, graphite_conn_finish(conn, 10000, err, sizeof err), 0), "nothing left");
+    graphite_conn_destroy(&conn);
+    cr_expect(conn == NULL);
+
+    int port, lfd = stalled_listener(&port);
+    conn = graphite_conn_new("127.0.0.1", port, false, 300);
+    cr_assert(eq(int, graphite_conn_send(conn, line, strlen(line), err, sizeof err), 0), "%s", err);
+    cr_expect(eq(int, graphite_conn_finish(conn, 300, err, sizeof err), -1));
+    cr_expect(strstr(err, "did not confirm the end of the connection") != NULL, "%s", err);
+    graphite_conn_destroy(&conn);
+    close(lfd);
+}
+
+Test(graphite, a_stalled_carbon_fails_the_send_after_the_timeout)
+{
+    int port, lfd = stalled_listener(&port);
+    graphite_conn_t *conn = graphite_conn_new("127.0.0.1", port, false, 300);
+    size_t len = 64u << 20;   /* more than any socket buffer holds */
+    char *big = malloc(len), err[512] = "";
+    cr_assert(big != NULL);
+    memset(big, 'x', len);
+    big[len - 1] = '\n';
+    cr_expect(eq(int, graphite_conn_send(conn, big, len, err, sizeof err), -1));
+    cr_expect(strstr(err, "carbon took nothing within the timeout") != NULL, "%s", err);
+    free(big);
+    graphite_conn_destroy(&conn);
+    close(lfd);
+}

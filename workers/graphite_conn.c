@@ -218,3 +218,43 @@ int graphite_conn_send(graphite_conn_t *self, const char *buf, size_t len, char 
         conn_close(self);
     return rc;
 }
+
+/* ---- finishing ---- */
+
+/* Reads until EOF or deadline; carbon sends nothing else, so any data is dropped. 0 on EOF. */
+static int await_eof(int fd, int64_t deadline)
+{
+    char buf[512];
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int rc = poll(&pfd, 1, left > 0 ? (int) left : 0);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0) {
+            errno = rc == 0 ? ETIMEDOUT : errno;
+            return -1;
+        }
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0)
+            return 0;
+        if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+    }
+}
+
+int graphite_conn_finish(graphite_conn_t *self, int timeout_ms, char *err, size_t errlen)
+{
+    if (self->fd < 0 || self->udp) {
+        conn_close(self);
+        return 0;
+    }
+    int rc = shutdown(self->fd, SHUT_WR);
+    if (rc == 0)
+        rc = await_eof(self->fd, now_ms() + (timeout_ms > 0 ? timeout_ms : 0));
+    if (rc != 0)
+        snprintf(err, errlen, "graphite: %s:%s did not confirm the end of the connection: %s",
+                 self->host, self->port, strerror(errno));
+    conn_close(self);
+    return rc;
+}

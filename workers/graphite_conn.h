@@ -34,6 +34,12 @@ void graphite_conn_destroy(graphite_conn_t **self_p);
 int graphite_conn_send(graphite_conn_t *self, const char *buf, size_t len, char *err,
                        size_t errlen);
 
+/* Ends the connection gracefully: a TCP connection is half-closed and carbon's own close is
+ * awaited (up to timeout_ms), which it sends only after it has read every line before it.
+ * 0 (confirmed, or nothing to confirm: no connection, UDP), or -1 with the reason in err.
+ * The connection is closed either way; a later send opens a new one. */
+int graphite_conn_finish(graphite_conn_t *self, int timeout_ms, char *err, size_t errlen);
+
 /* Connections opened so far (the first one included). */
 uint64_t graphite_conn_connects(const graphite_conn_t *self);
 

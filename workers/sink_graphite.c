@@ -41,6 +41,7 @@ typedef struct {
     char            *name;          /* the worker's, for log lines */
     char            *master_id;
     int              interval_s;
+    int              timeout_ms;    /* connect_timeout_ms: also bounds the close */
     msgpack_sbuffer  out;           /* the lines of one flush */
     uint64_t         events, lines, flushes;
     graphite_skips_t skips_logged;
@@ -105,11 +106,23 @@ static void log_totals(const graphite_sink_t *s)
              graphite_agg_dropped(s->agg), graphite_agg_nonfinite(s->agg));
 }
 
+/* Closes the connection once carbon has read every line sent (or after connect_timeout_ms):
+ * the worker closes the sink right before it exits. */
+static void finish_connection(graphite_sink_t *s)
+{
+    char err[512];
+    if (graphite_conn_finish(s->conn, s->timeout_ms, err, sizeof err) != 0)
+        log_warning("msg=\"graphite: the last lines sent may not have reached carbon\" "
+                    "worker=%s error=\"%s\"", s->name, err);
+}
+
 static void graphite_close(sink_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     graphite_sink_t *s = (graphite_sink_t *) *self_p;
+    if (s->conn)
+        finish_connection(s);
     if (s->map && s->agg && s->conn)
         log_totals(s);
     graphite_map_destroy(&s->map);
@@ -136,6 +149,7 @@ static sink_t *graphite_open(const worker_config_t *cfg, const char *master_id, 
     }
     msgpack_sbuffer_init(&s->out);
     s->interval_s = cfg->flush_interval_s;
+    s->timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
     s->skip_complaint.interval_ms = 60000;
     s->drop_complaint.interval_ms = 60000;
     s->map = graphite_map_new(cfg, CONFIG_FILE, err, errlen);
