@@ -266,3 +266,8 @@ if [ "$DB" != 0 ]; then
     done
 fi
 echo "priority event latency (publish -> committed, a 5000-event batch filling): $(priority_latency) ms"
+# The metrics side (issue 6): each script measures its own baseline in the same run.
+"$ROOT/test/bench_redis.sh" "$BUILD" || echo "bench_redis.sh failed (exit $?)"
+if [ -x "$ROOT/test/bench_graphite.sh" ]; then
+    "$ROOT/test/bench_graphite.sh" "$BUILD" || echo "bench_graphite.sh failed (exit $?)"
+fi
