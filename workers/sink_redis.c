@@ -365,7 +365,9 @@ static void apply_results(redis_sink_t *s, const redisReply *exec, const int64_t
 }
 
 /* Reads every reply of the transaction (so the connection stays in step even after an
- * error). The outcome, with err set unless applied. */
+ * error). The outcome, with err set unless applied: unknown after an I/O error, and after a
+ * refused MULTI, since the commands then ran outside a transaction (or did not): the sync
+ * token, set by the last of them, tells later. */
 static sync_outcome_t read_transaction(redis_sink_t *s, size_t n_cmds, const int64_t *due,
                                        char *err, size_t errlen)
 {
@@ -381,6 +383,8 @@ static sync_outcome_t read_transaction(redis_sink_t *s, size_t n_cmds, const int
         if (reply->type == REDIS_REPLY_ERROR && !first_error[0])
             redis_conn_check(s->redis, reply, k == 0 ? "MULTI" : k + 1 == n_cmds ? "EXEC" :
                              "queueing", first_error, sizeof first_error);
+        if (k == 0 && reply->type == REDIS_REPLY_ERROR)
+            outcome = SYNC_UNKNOWN;   /* without MULTI the commands ran one by one, or not */
         if (k + 1 == n_cmds && reply->type == REDIS_REPLY_ARRAY) {
             apply_results(s, reply, due);
             outcome = SYNC_APPLIED;
