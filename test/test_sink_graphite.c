@@ -593,3 +593,34 @@ Test(graphite, a_stalled_carbon_fails_the_send_after_the_timeout)
     graphite_conn_destroy(&conn);
     close(lfd);
 }
+
+/* Half of max_inflight events waiting for acks make the flush due at once (the master would
+ * otherwise stall until the interval ends); the open interval is sent complete so far. */
+Test(graphite, many_waiting_events_make_the_flush_due_at_once)
+{
+    carbon_t c = shared_carbon();
+    char pre[64];
+    unique_prefix(pre, sizeof pre, "early");
+    metric_config_t m[] = { { .name = "n" } };
+    worker_config_t cfg = config(&c, pre, m, 1, NULL, 0);
+    cfg.max_inflight = 6;
+    sink_t *s = open_sink(&cfg);
+    int64_t slot = stable_slot();
+    worker_event_t *a[] = { ret_event(1, "f", "a", true, -1), ret_event(2, "f", "b", true, -1) };
+    fold(s, a, 2);
+    cr_expect(sink_graphite_ops.flush_at(s) > clock_ms() + 1000, "2 of 3: the interval's end");
+    worker_event_t *b[] = { ret_event(3, "f", "c", true, -1) };
+    fold(s, b, 1);
+    cr_expect(sink_graphite_ops.flush_at(s) <= clock_ms(), "3 of 3: due now");
+    flush_ok(s);
+    char name[128];
+    snprintf(name, sizeof name, "%s.n", pre);
+    expect_point(&c, name, slot, 3);
+    cr_expect(eq(i64, sink_graphite_ops.flush_at(s), INT64_MAX), "all sent");
+    worker_event_t *more[] = { ret_event(4, "f", "d", true, -1) };
+    fold(s, more, 1);
+    cr_expect(sink_graphite_ops.flush_at(s) > clock_ms() + 1000, "counting starts again");
+    flush_ok(s);
+    expect_point(&c, name, slot, 4);   /* the later line of the slot is the complete one */
+    sink_graphite_ops.close(&s);
+}

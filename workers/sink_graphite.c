@@ -19,6 +19,12 @@
  * Bounded: names per interval are capped (GRAPHITE_MAX_NAMES), the worker's max_inflight caps
  * the events held. Skipped names and values are counted, logged at debug (rate-limited), and
  * summed up at close.
+ *
+ * Throughput: the master sends a worker at most max_inflight events it has not acked, and
+ * acks come with flushes; waiting for the interval's end would cap a worker at max_inflight
+ * events per interval. So once half of max_inflight events wait for a flush, the flush is
+ * due at once: it sends the open interval complete so far (carbon keeps the later, complete
+ * line of the slot) and the acks let the master go on.
  */
 #include "graphite_agg.h"
 #include "graphite_conn.h"
@@ -33,6 +39,7 @@
 #include <time.h>
 
 #define GRAPHITE_MAX_NAMES 100000
+#define EARLY_FLUSH_DEFAULT 25000   /* without a max_inflight (hand-made configs) */
 
 typedef struct {
     graphite_map_t  *map;
@@ -44,6 +51,8 @@ typedef struct {
     int              timeout_ms;    /* connect_timeout_ms: also bounds the close */
     msgpack_sbuffer  out;           /* the lines of one flush */
     uint64_t         events, lines, flushes;
+    uint64_t         unflushed;     /* events folded since the last successful flush */
+    uint64_t         early_at;      /* unflushed events that make a flush due at once */
     graphite_skips_t skips_logged;
     uint64_t         dropped_logged;
     log_complaint_t  skip_complaint, drop_complaint;
@@ -150,6 +159,7 @@ static sink_t *graphite_open(const worker_config_t *cfg, const char *master_id, 
     msgpack_sbuffer_init(&s->out);
     s->interval_s = cfg->flush_interval_s;
     s->timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
+    s->early_at = cfg->max_inflight > 1 ? (uint64_t) cfg->max_inflight / 2 : EARLY_FLUSH_DEFAULT;
     s->skip_complaint.interval_ms = 60000;
     s->drop_complaint.interval_ms = 60000;
     s->map = graphite_map_new(cfg, CONFIG_FILE, err, errlen);
@@ -219,6 +229,7 @@ static sink_result_t graphite_write_batch(sink_t *self, worker_event_t *const *e
             return SINK_FATAL;
         }
     s->events += n;
+    s->unflushed += n;
     report_skips(s);
     return SINK_OK;
 }
@@ -226,7 +237,8 @@ static sink_result_t graphite_write_batch(sink_t *self, worker_event_t *const *e
 /* ---------------------------------------------------------------- flushing */
 
 /* The wall-clock end of the oldest unsent interval, in clock_ms() terms; never more than one
- * interval away, so a wall clock set back cannot hold data for long. */
+ * interval away, so a wall clock set back cannot hold data for long; now when enough events
+ * wait for their acks (see the top of this file). */
 static int64_t graphite_flush_at(sink_t *self)
 {
     graphite_sink_t *s = (graphite_sink_t *) self;
@@ -234,6 +246,8 @@ static int64_t graphite_flush_at(sink_t *self)
     if (due == INT64_MAX)
         return INT64_MAX;
     int64_t now = clock_ms(), wait = due - wall_ms();
+    if (s->unflushed >= s->early_at)
+        return now;   /* the master is about to wait for our acks */
     int64_t max_wait = (int64_t) s->interval_s * 1000;
     return now + (wait < 0 ? 0 : wait > max_wait ? max_wait : wait);
 }
@@ -250,6 +264,7 @@ static sink_result_t graphite_flush(sink_t *self, char *err, size_t errlen)
     if (lines > 0 && graphite_conn_send(s->conn, s->out.data, s->out.size, err, errlen) != 0)
         return SINK_RETRY;
     graphite_agg_sent(s->agg, wall_ms());
+    s->unflushed = 0;
     s->lines += (uint64_t) lines;
     s->flushes++;
     return SINK_OK;
