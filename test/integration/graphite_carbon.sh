@@ -1,9 +1,10 @@
 #!/bin/bash
 # eventsd-pub -> eventsd -> graphite sink -> a real carbon-cache: the counts carbon stores per
 # function and result, their rollups, an event count and the sum of every event's eventsd_n
-# equal what was published. flush_interval = 1, so the numbers are spread over many 1 s
-# points; each metric's points are summed from whisper (whisper-fetch). Also: --check-config
-# names a bad rollup's line, and a graphite worker with processes = 2 is refused.
+# equal what was published, across a carbon restart between two publishers. flush_interval
+# = 1, so the numbers are spread over many 1 s points; each metric's points are summed from
+# whisper (whisper-fetch). Also: --check-config names a bad rollup's line, and a graphite
+# worker with processes = 2 is refused.
 # Needs carbon from test/servers.sh (with-servers.sh exports EVENTSD_CARBON_*); started here
 # when missing.
 . "$(dirname "$0")/../lib.sh"
@@ -82,6 +83,12 @@ publish() {   # NAME FUN JOBS RATIO SEED
     n=$(( n + $3 * 7 ))   # per job: the bare-jid event, salt/job/<jid>/new, 5 returns
 }
 publish ping test.ping 12 0.8 3
+# Carbon restarts between the two: the worker's kept connection is dead, the next flush
+# reconnects. Carbon drops what its cache still holds on SIGTERM, so first wait until whisper
+# has the first publisher's events.
+wait_for "the first publisher's events in whisper" "$DEADLINE" sum_is "$PRE.events" "$n"
+"$ROOT/test/servers.sh" restart carbon "$(dirname "$EVENTSD_CARBON_DIR")" >/dev/null ||
+    fail "carbon did not restart"
 publish apply state.apply 8 0.5 4
 total=$n; last=$(( n - 1 ))
 nsum=$(( last * (last + 1) / 2 ))   # eventsd_n 0 .. last
@@ -105,7 +112,8 @@ allt=$(( $(sum_of "$PRE.returns.test_ping.True") + $(sum_of "$PRE.returns.state_
 allf=$(( $(sum_of "$PRE.returns.test_ping.False") + $(sum_of "$PRE.returns.state_apply.False") ))
 wait_for "rollup all.True ($allt)" "$DEADLINE" sum_is "$PRE.returns.all.True" "$allt"
 wait_for "rollup all.False ($allf)" "$DEADLINE" sum_is "$PRE.returns.all.False" "$allf"
-pass "$total events: counts per function and result, rollups, event count and the sum of eventsd_n match in whisper"
+grep -q 'msg="sink flush failed' "$T/eventsd.log" && note "a flush failed over the restart and was retried"
+pass "$total events across a carbon restart: counts per function and result, rollups, event count and the sum of eventsd_n match in whisper"
 
 kill -TERM "$EVENTSD_PID"
 wait_pid "$EVENTSD_PID" 60 || fail "eventsd exit code $?"
