@@ -437,6 +437,18 @@ Test(graphite, flush_at_follows_the_interval)
     cr_expect(at >= before && at <= after + 10000, "due when the 10 s interval ends: %lld",
               (long long) (at - before));
     sink_graphite_ops.close(&s);
+
+    /* Events that make no metric at all are still held by the worker: due at once, so that
+     * their acks do not wait forever. */
+    metric_config_t none[] = { { .name = "x.{data.nope}" } };
+    cfg.metrics = none;
+    s = open_sink(&cfg);
+    worker_event_t *skipped[] = { ret_event(2, "f", "a", true, -1) };
+    fold(s, skipped, 1);
+    cr_expect(sink_graphite_ops.flush_at(s) <= clock_ms(), "due now");
+    flush_ok(s);
+    cr_expect(eq(i64, sink_graphite_ops.flush_at(s), INT64_MAX), "nothing held");
+    sink_graphite_ops.close(&s);
 }
 
 /* Carbon down: flush keeps everything and says retry; back up, the same flush delivers. */

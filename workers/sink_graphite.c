@@ -238,14 +238,15 @@ static sink_result_t graphite_write_batch(sink_t *self, worker_event_t *const *e
 
 /* The wall-clock end of the oldest unsent interval, in clock_ms() terms; never more than one
  * interval away, so a wall clock set back cannot hold data for long; now when enough events
- * wait for their acks (see the top of this file). */
+ * wait for their acks (see the top of this file), or when the events waiting made no metric
+ * at all (their acks must not wait for data that will never come). */
 static int64_t graphite_flush_at(sink_t *self)
 {
     graphite_sink_t *s = (graphite_sink_t *) self;
-    int64_t due = graphite_agg_due_ms(s->agg);
-    if (due == INT64_MAX)
-        return INT64_MAX;
-    int64_t now = clock_ms(), wait = due - wall_ms();
+    int64_t due = graphite_agg_due_ms(s->agg), now = clock_ms();
+    if (due == INT64_MAX)   /* events that made no metric still wait for an (empty) flush */
+        return s->unflushed ? now : INT64_MAX;
+    int64_t wait = due - wall_ms();
     if (s->unflushed >= s->early_at)
         return now;   /* the master is about to wait for our acks */
     int64_t max_wait = (int64_t) s->interval_s * 1000;
