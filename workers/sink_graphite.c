@@ -14,7 +14,11 @@
  * Failures: a send that fails keeps everything (SINK_RETRY) and the next flush, paced by the
  * worker's backoff, reconnects and sends it all again; same name and timestamp overwrite in
  * carbon, so resending is harmless. A worker that dies before a flush never acked its events;
- * its successor gets them again and folds them by their new arrival time.
+ * its successor gets them again and folds them by their new arrival time. The limit of
+ * carbon's last-line-wins model: when a worker is replaced while an interval is open (a crash
+ * and restart, or a SIGHUP reload that changes it), the old and the new process may each send
+ * a line for that slot, and the later one holds only its own share of the slot's events. For
+ * the same reason a graphite worker runs one process (check refuses more).
  *
  * Bounded: names per interval are capped (GRAPHITE_MAX_NAMES), the worker's max_inflight caps
  * the events held. Skipped names and values are counted, logged at debug (rate-limited), and
