@@ -301,8 +301,8 @@ static int map_metric(graphite_map_t *m, const metric_t *mt, size_t *n, const ch
         m->skips.bad_value++;
         return 0;
     }
-    m->cur.size = 0;
-    if (msgpack_sbuffer_write(&m->cur, m->prefix, m->prefix_len) != 0)
+    m->cur.size = 0;   /* no zero-length write: memcpy into a buffer not allocated yet */
+    if (m->prefix_len && msgpack_sbuffer_write(&m->cur, m->prefix, m->prefix_len) != 0)
         return -1;
     int rc = name_template_expand(mt->tpl, tag, tag_len, data, master_id, NAME_GRAPHITE,
                                   &m->cur);
