@@ -753,3 +753,59 @@ Test(sink_redis_down, redis_conn_auth_select_and_errors_without_the_password)
     cr_expect_eq(test_get(admin, "in-db-3"), 1);
     redis_conn_close(&admin);
 }
+
+/* ---------------------------------------------------------------- explain, max_inflight */
+
+static char *explain(const cfg_t *c, const char *fun)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    cr_assert_not_null(out);
+    worker_event_t *ev = fun_event(fun, fun ? strlen(fun) : 0, 1);
+    ops->explain(&c->w, "m1_master", ev, out);
+    worker_event_destroy(&ev);
+    fclose(out);
+    return text;
+}
+
+Test(sink_redis, explain_names_the_id_and_keys_or_why_not)
+{
+    cfg_t c;
+    cfg_init(&c, "explain", 6399, LONG_IVS, LONG_SECS, 2);   /* nothing is connected */
+    c.events[0] = "known";
+    c.w.n_events = 1;
+    char *t = explain(&c, "state apply");
+    cr_expect(strstr(t, "counter id 'state_apply' (auto-declared)"), "%s", t);
+    char want[256];
+    snprintf(want, sizeof want, "INCRBY %s:5m:cur:state_apply\n    INCRBY %s:1h:cur:state_apply",
+             c.group, c.group);
+    cr_expect(strstr(t, want), "%s", t);
+    free(t);
+    t = explain(&c, "known");
+    cr_expect(strstr(t, "'known' (declared)"), "%s", t);
+    free(t);
+    t = explain(&c, NULL);
+    cr_expect(strstr(t, "not counted: the counter template needs a field"), "%s", t);
+    free(t);
+    c.w.auto_declare = false;
+    t = explain(&c, "other");
+    cr_expect(strstr(t, "not counted: id 'other' is not declared"), "%s", t);
+    free(t);
+}
+
+Test(sink_redis, a_sync_is_due_by_half_of_max_inflight)
+{
+    cfg_t c;
+    cfg_init(&c, "inflight", test_redis_port(), LONG_IVS, LONG_SECS, 1);
+    c.w.sync_limit = 1000000;
+    c.w.sync_interval_ms = 3600000;
+    c.w.max_inflight = 10;
+    sink_t *s = open_sink(&c);
+    count_one(s, "a", 4);
+    cr_expect_gt(ops->flush_at(s), clock_ms());
+    count_one(s, "a", 1);
+    cr_expect_leq(ops->flush_at(s), clock_ms(), "the master would wait for these acks");
+    flush_ok(s);
+    ops->close(&s);
+}

@@ -24,7 +24,7 @@ void ecl_group_destroy(ecl_group_t **self_p)
     *self_p = NULL;
 }
 
-static bool is_declared(const ecl_group_t *self, const char *id, size_t len)
+bool ecl_group_is_declared(const ecl_group_t *self, const char *id, size_t len)
 {
     for (int i = 0; i < self->n_declared; i++)
         if (self->declared_len[i] == len && memcmp(self->declared[i], id, len) == 0)
@@ -52,7 +52,7 @@ static int copy_declared(ecl_group_t *self, const worker_config_t *cfg, char *er
             free(id);
             return -1;
         }
-        if (is_declared(self, id, len)) {
+        if (ecl_group_is_declared(self, id, len)) {
             free(id);   /* two spellings that sanitise alike are one counter */
             continue;
         }

@@ -29,6 +29,9 @@ typedef struct {
 ecl_group_t *ecl_group_new(const worker_config_t *cfg, char *err, size_t errlen);
 void ecl_group_destroy(ecl_group_t **self_p);
 
+/* true when id[0..len) (sanitised) is one of the declared ids. */
+bool ecl_group_is_declared(const ecl_group_t *self, const char *id, size_t len);
+
 /* Index of the interval named name, or -1. */
 int ecl_group_interval(const ecl_group_t *self, const char *name);
 

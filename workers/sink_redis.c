@@ -9,7 +9,8 @@
  * most one sync period off, never lost and never rotated twice.
  *
  * Aggregating sink (sink.h): write_batch only counts; flush_at says when a sync is due
- * (sync_interval_ms after the first event held, at once after sync_limit events or when the
+ * (sync_interval_ms after the first event held, at once after sync_limit events (at most half
+ * of max_inflight, or the master would stop sending while the acks wait) or when the
  * id table is full, and at the next interval boundary so rotation is on time); flush syncs.
  * A failed sync returns SINK_RETRY and keeps every count; the worker's backoff retries it.
  *
@@ -161,6 +162,11 @@ static int copy_settings(redis_sink_t *s, const worker_config_t *cfg, const char
     s->timeout_ms = cfg->connect_timeout_ms;
     s->sync_interval_ms = cfg->sync_interval_ms > 0 ? cfg->sync_interval_ms : 1000;
     s->sync_limit = cfg->sync_limit > 0 ? cfg->sync_limit : 1000;
+    /* The master sends at most max_inflight events before the worker acks, and the acks
+     * wait for the sync: syncing by half of it keeps events flowing whatever sync_limit
+     * and sync_interval_ms say. */
+    if (cfg->max_inflight > 1 && s->sync_limit > cfg->max_inflight / 2)
+        s->sync_limit = cfg->max_inflight / 2;
     s->skip_complaint.interval_ms = 60000;
     s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
     s->password = cfg->password ? strdup(cfg->password) : NULL;
@@ -204,23 +210,31 @@ static sink_t *redis_open(const worker_config_t *cfg, const char *master_id, cha
 
 /* ---------------------------------------------------------------- counting */
 
+typedef enum { ID_OK, ID_MISSING, ID_EMPTY, ID_NOMEM } id_result_t;
+
+/* The event's counter id, expanded and sanitised into name (name.data[0..*len)). */
+static id_result_t event_id(const name_template_t *counter, const worker_event_t *ev,
+                            const char *master_id, msgpack_sbuffer *name, size_t *len)
+{
+    name->size = 0;
+    const msgpack_object *data = ev->data ? payload_root(ev->data) : NULL;
+    int rc = name_template_expand(counter, ev->tag, ev->tag_len, data, master_id, NAME_KEY,
+                                  name);
+    if (rc != 0)
+        return rc < 0 ? ID_NOMEM : ID_MISSING;
+    *len = name->size ? ecl_id_sanitise(name->data, name->size) : 0;
+    return *len ? ID_OK : ID_EMPTY;
+}
+
 /* Counts one event. 0, or -1 when out of memory. */
 static int count_event(redis_sink_t *s, const worker_event_t *ev)
 {
-    s->name.size = 0;
-    const msgpack_object *data = ev->data ? payload_root(ev->data) : NULL;
-    int rc = name_template_expand(s->counter, ev->tag, ev->tag_len, data, s->master_id,
-                                  NAME_KEY, &s->name);
-    if (rc < 0)
-        return -1;
-    if (rc > 0) {
-        s->missing++;
-        return 0;
-    }
-    size_t len = s->name.size ? ecl_id_sanitise(s->name.data, s->name.size) : 0;
-    if (len == 0) {
-        s->empty++;
-        return 0;
+    size_t len = 0;
+    switch (event_id(s->counter, ev, s->master_id, &s->name, &len)) {
+    case ID_OK:      break;
+    case ID_MISSING: s->missing++; return 0;
+    case ID_EMPTY:   s->empty++; return 0;
+    default:         return -1;
     }
     switch (ecl_counts_add(s->counts, s->name.data, len, s->group->auto_declare, 1)) {
     case ECL_ADD_OK:         return 0;
@@ -505,6 +519,53 @@ static sink_result_t redis_flush(sink_t *self, char *err, size_t errlen)
     return SINK_OK;
 }
 
+/* ---------------------------------------------------------------- explain */
+
+/* The id line and the keys it would add to. */
+static void explain_id(redis_sink_t *s, const worker_event_t *ev, const char *master_id,
+                       FILE *out)
+{
+    size_t len = 0;
+    id_result_t r = event_id(s->counter, ev, master_id, &s->name, &len);
+    if (r != ID_OK) {
+        fprintf(out, "    not counted: %s\n", r == ID_MISSING ? "the counter template needs "
+                "a field the event lacks" : r == ID_EMPTY ? "the counter id is empty" :
+                "out of memory");
+        return;
+    }
+    bool declared = ecl_group_is_declared(s->group, s->name.data, len);
+    if (!declared && !s->group->auto_declare) {
+        fprintf(out, "    not counted: id '%.*s' is not declared (auto_declare = false)\n",
+                (int) len, s->name.data);
+        return;
+    }
+    fprintf(out, "    counter id '%.*s' (%s)\n", (int) len, s->name.data,
+            declared ? "declared" : "auto-declared");
+    for (int i = 0; i < s->group->n_intervals; i++)
+        fprintf(out, "    INCRBY %s:%s:cur:%.*s\n", s->group->name,
+                s->group->interval_names[i], (int) len, s->name.data);
+}
+
+/* What the event would count, and where; nothing is connected. */
+static void redis_explain(const worker_config_t *cfg, const char *master_id,
+                          const worker_event_t *ev, FILE *out)
+{
+    char err[512];
+    redis_sink_t s = { .worker = cfg->name ? cfg->name : "?" };
+    msgpack_sbuffer_init(&s.name);
+    if (load_group(&s, cfg, err, sizeof err) < 0) {
+        fprintf(out, "    cannot count: %s\n", err);
+    } else {
+        fprintf(out, "    to redis %s:%d db %d, group '%s', synced every %d ms or %d events\n",
+                cfg->host ? cfg->host : "127.0.0.1", cfg->port, cfg->db, s.group->name,
+                cfg->sync_interval_ms, cfg->sync_limit);
+        explain_id(&s, ev, master_id, out);
+    }
+    msgpack_sbuffer_destroy(&s.name);
+    ecl_group_destroy(&s.group);
+    name_template_destroy(&s.counter);
+}
+
 const sink_ops_t sink_redis_ops = {
     .name = "redis",
     .check = redis_check,
@@ -513,4 +574,5 @@ const sink_ops_t sink_redis_ops = {
     .close = redis_close,
     .flush_at = redis_flush_at,
     .flush = redis_flush,
+    .explain = redis_explain,
 };
