@@ -767,6 +767,8 @@ static void load_worker(loader_t *ld, const config_setting_t *g, int idx, worker
     *w = (worker_config_t){ .processes = 1, .batch_size = 500, .batch_interval_ms = 1000,
                             .busy_timeout_ms = 10000, .connect_timeout_ms = 5000,
                             .line = config_setting_source_line(g) };
+    const char *file = config_setting_source_file(g);
+    w->file = cfg_strdup(ld, file ? file : ld->cfg->path);
     worker_name(ld, g, idx, w, &wc);
     const sink_spec_t *spec = worker_sink(ld, g, &wc, w);
     worker_keys(ld, g, &wc, spec);
@@ -1107,6 +1109,7 @@ static void worker_free(worker_config_t *w)
     free(w->user);
     free(w->password);
     free(w->fingerprint);
+    free(w->file);
     cfg_free_metrics_worker(w);
 }
 

@@ -169,6 +169,7 @@ typedef struct {
                                  inode, size, mtime: editing the SQL restarts the worker):
                                  equal fingerprints mean a SIGHUP reload can keep the running
                                  processes */
+    char *file;               /* the config file the worker is defined in (FILE:LINE messages) */
     int   line;
 } worker_config_t;
 

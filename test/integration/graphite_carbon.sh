@@ -42,14 +42,16 @@ rules = ( { tag = ".*"; workers = [ "metrics" ]; } );
 CONF
 }
 
-# --check-config: a rollup target naming a capture its source lacks, at its own line.
+# --check-config: a rollup target naming a capture its source lacks, at its file and line.
 graphite_config "$T/bad.conf" "" "$PRE.returns.*.*"
 if "$EVENTSD" --check-config "$T/bad.conf" >"$T/check.out" 2>&1; then
     fail "--check-config accepted a rollup target that uses an uncaptured <result>"
 fi
 line=$(grep -n 'target = "' "$T/bad.conf" | cut -d: -f1)
-grep -q ":$((line - 1)):.*target uses '<result>', which the source does not capture" "$T/check.out" ||
-grep -q ":$line:.*target uses '<result>', which the source does not capture" "$T/check.out" ||
+grep -qF "$T/bad.conf:$((line - 1)): " "$T/check.out" ||
+grep -qF "$T/bad.conf:$line: " "$T/check.out" ||
+    { cat "$T/check.out"; fail "--check-config did not name the file and the rollup's line ($line)"; }
+grep -q "target uses '<result>', which the source does not capture" "$T/check.out" ||
     { cat "$T/check.out"; fail "--check-config did not name the rollup's line ($line)"; }
 graphite_config "$T/procs.conf" "processes = 2;"
 if "$EVENTSD" --check-config "$T/procs.conf" >"$T/procs.out" 2>&1; then
