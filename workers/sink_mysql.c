@@ -757,10 +757,17 @@ static sink_result_t mysql_sink_write_batch(sink_t *sink, worker_event_t *const 
     return SINK_OK;
 }
 
+static void mysql_explain(const worker_config_t *cfg, const char *master_id,
+                       const worker_event_t *ev, FILE *out)
+{
+    template_explain(cfg->template_path, SQL_DIALECT_MYSQL, ev, master_id, out);
+}
+
 const sink_ops_t sink_mysql_ops = {
     .name = "mysql",
     .check = mysql_check,
     .open = mysql_sink_open,
     .write_batch = mysql_sink_write_batch,
     .close = mysql_sink_close,
+    .explain = mysql_explain,
 };

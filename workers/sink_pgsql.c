@@ -692,10 +692,17 @@ static sink_result_t pgsql_write_batch(sink_t *sink, worker_event_t *const *even
     return rc;
 }
 
+static void pgsql_explain(const worker_config_t *cfg, const char *master_id,
+                       const worker_event_t *ev, FILE *out)
+{
+    template_explain(cfg->template_path, SQL_DIALECT_PGSQL, ev, master_id, out);
+}
+
 const sink_ops_t sink_pgsql_ops = {
     .name = "pgsql",
     .check = pgsql_check,
     .open = pgsql_open,
     .write_batch = pgsql_write_batch,
     .close = pgsql_close,
+    .explain = pgsql_explain,
 };

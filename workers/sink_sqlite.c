@@ -370,10 +370,17 @@ static sink_result_t sqlite_write_batch(sink_t *sink, worker_event_t *const *eve
     return SINK_OK;
 }
 
+static void sqlite_explain(const worker_config_t *cfg, const char *master_id,
+                       const worker_event_t *ev, FILE *out)
+{
+    template_explain(cfg->template_path, SQL_DIALECT_SQLITE, ev, master_id, out);
+}
+
 const sink_ops_t sink_sqlite_ops = {
     .name = "sqlite",
     .check = sqlite_check,
     .open = sqlite_open,
     .write_batch = sqlite_write_batch,
     .close = sqlite_close,
+    .explain = sqlite_explain,
 };

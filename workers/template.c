@@ -899,3 +899,50 @@ int template_values(const template_t *self, const worker_event_t *ev, const char
         }
     return 0;
 }
+
+/* ---------------------------------------------------------------- --explain */
+
+static void print_param_name(const param_t *p, FILE *out)
+{
+    static const char *const names[] = { "tag", "master_id", "stamp", "event_hash", "data" };
+    fprintf(out, ":%s%s%s", names[p->field], p->path ? "." : "", p->path ? p->path : "");
+    for (int j = 0; j < p->n_filters; j++)
+        fprintf(out, "|%s", p->filters[j].kind == FL_JSON ? "json"
+                           : p->filters[j].kind == FL_DEFAULT ? "default(...)"
+                           : p->filters[j].kind == FL_INT ? "int" : "float");
+}
+
+void template_explain(const char *path, sql_dialect_t dialect, const worker_event_t *ev,
+                      const char *master_id, FILE *out)
+{
+    char err[512];
+    template_t *t = template_load(path, dialect, err, sizeof err);
+    if (!t) {
+        fprintf(out, "    template error: %s\n", err);
+        return;
+    }
+    tval_t *values = calloc((size_t) t->n_params + 1, sizeof *values);
+    msgpack_sbuffer scratch;
+    msgpack_sbuffer_init(&scratch);
+    if (!values || template_values(t, ev, master_id, &scratch, values) != 0) {
+        fprintf(out, "    out of memory computing the template's values\n");
+    } else {
+        for (int i = 0; i < t->n_params; i++) {
+            fprintf(out, "    value %d ", i + 1);
+            print_param_name(&t->params[i], out);
+            const tval_t *v = &values[i];
+            if (v->kind == TVAL_NULL)
+                fprintf(out, " = NULL\n");
+            else if (v->kind == TVAL_INT)
+                fprintf(out, " = %lld\n", (long long) v->i);
+            else if (v->kind == TVAL_REAL)
+                fprintf(out, " = %.17g\n", v->r);
+            else
+                fprintf(out, " = '%.*s%s'\n", v->text_len > 200 ? 200 : (int) v->text_len,
+                        v->text, v->text_len > 200 ? "...' (cut" : "");
+        }
+    }
+    msgpack_sbuffer_destroy(&scratch);
+    free(values);
+    template_destroy(&t);
+}

@@ -25,6 +25,7 @@
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum { SQL_DIALECT_SQLITE, SQL_DIALECT_PGSQL, SQL_DIALECT_MYSQL } sql_dialect_t;
 
@@ -62,5 +63,11 @@ typedef struct {
  * template_values for all parameters at once. master_id comes from the config. */
 int template_values(const template_t *self, const worker_event_t *ev, const char *master_id,
                     msgpack_sbuffer *scratch, tval_t *values /* n_params */);
+
+/* For `eventsd --explain`: loads the template at path and prints, one per line indented by
+ * four spaces, each parameter and the value ev would bind to it (text cut at 200 bytes), or
+ * the template's error. */
+void template_explain(const char *path, sql_dialect_t dialect, const worker_event_t *ev,
+                      const char *master_id, FILE *out);
 
 #endif

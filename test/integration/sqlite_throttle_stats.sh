@@ -43,6 +43,7 @@ out=$("$EVENTSD" -c "$T/eventsd.conf" --explain salt/job/20261129000000000000/re
 echo "$out" | grep -q "throttle key 'm7' (this process): 0 in the current 3600 s window, allowed 1..1: the next event passes" \
     || fail "explain does not show the throttle: $out"
 echo "$out" | grep -q "worker 'first' (sink sqlite)" || fail "explain does not show the worker: $out"
+echo "$out" | grep -q "^    value [0-9]* :data.id = 'm7'\$" || fail "explain does not show the template's values: $out"
 echo "$out" | grep -q "statistics 'returns' (tag '^salt/job/\[0-9\]+/ret/', if it matches): fields data.fun='test.ping' data.success='True'" \
     || fail "explain does not show the statistics: $out"
 set +e
@@ -51,7 +52,7 @@ rc=$?
 set -e
 [ "$rc" = 3 ] || fail "explain of an unrouted tag exited $rc, want 3"
 echo "$out" | grep -q "not stored: no rule sends this event to a worker" || fail "$out"
-pass "--explain shows throttle key, worker and statistics; exit 3 when nothing stores it"
+pass "--explain shows throttle key, worker, template values and statistics; exit 3 when nothing stores it"
 
 start_pub jobs --bus salt-ipc --path "$sock" --jobs $JOBS --minions $MINIONS \
     --success-ratio 0.5 --custom flood --count 50 --wait-clients 1
