@@ -706,7 +706,10 @@ Test(sink_redis, check_reports_config_problems)
     char err[256] = "";
     cfg_init(&c, "check", test_redis_port(), LONG_IVS, LONG_SECS, 1);
     c.w.counter = "{nonsense}";
+    c.w.file = "/etc/eventsd/eventsd.conf";
+    c.w.line = 12;
     cr_expect_eq(ops->check(&c.w, err, sizeof err), -1);
+    cr_expect(strncmp(err, "/etc/eventsd/eventsd.conf:12: ", 30) == 0, "%s", err);
     cr_expect(strstr(err, "counter") != NULL, "%s", err);
     cfg_init(&c, "check", test_redis_port(), LONG_IVS, LONG_SECS, 1);
     c.events[0] = "\n";

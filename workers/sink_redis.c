@@ -118,10 +118,14 @@ static int load_group(redis_sink_t *s, const worker_config_t *cfg, char *err, si
     return 0;
 }
 
+/* Problems as "FILE:LINE: message" (the worker's line), as --check-config prints them. */
 static int redis_check(const worker_config_t *cfg, char *err, size_t errlen)
 {
     redis_sink_t s = { .worker = cfg->name ? cfg->name : "?" };
-    int rc = load_group(&s, cfg, err, errlen);
+    char why[512];
+    int rc = load_group(&s, cfg, why, sizeof why);
+    if (rc < 0)
+        snprintf(err, errlen, "%s:%d: %s", cfg->file ? cfg->file : "config", cfg->line, why);
     ecl_group_destroy(&s.group);
     name_template_destroy(&s.counter);
     return rc;
