@@ -68,7 +68,7 @@ bool secrets_config_has_password(const eventsd_config_t *cfg)
         if (w->conninfo && conninfo_has_secret(w->conninfo, 0))
             return true;
     }
-    return false;
+    return cfg->redis.password && cfg->redis.password[0];   /* shared throttles' Redis */
 }
 
 /* ---- redaction ---- */

@@ -82,6 +82,12 @@ Test(secrets, has_password_any_worker)
     cfg.n_workers = 0;
     cr_expect(!secrets_config_has_password(&cfg));
     cr_expect(!secrets_config_has_password(NULL));
+    worker_config_t redis = { .name = "r", .sink = "redis", .password = SECRET };
+    cfg = (eventsd_config_t){ .workers = &redis, .n_workers = 1 };
+    cr_expect(secrets_config_has_password(&cfg), "a redis worker's password");
+    cfg.n_workers = 0;
+    cfg.redis.password = SECRET;
+    cr_expect(secrets_config_has_password(&cfg), "the shared throttles' redis password");
 }
 
 /* The same through config_load, so the fields the loader fills are the ones looked at. */

@@ -43,7 +43,7 @@ command -v valgrind >/dev/null || { echo "valgrind.sh: valgrind is not installed
 DEFAULT_TESTS="sqlite_delivery sqlite_malformed sqlite_reload sqlite_drain sqlite_priority
 sqlite_dead_letter sqlite_spool_recovery sqlite_privileges pgsql_dead_letter mysql_dead_letter
 pgsql_fixtures mysql_fixtures pgsql_delivery mysql_delivery sqlite_throttle_stats
-graphite_carbon"
+graphite_carbon redis_counters"
 VALGRIND_TESTS=${VALGRIND_TESTS:-$DEFAULT_TESTS}
 UNIT_PARALLEL=${UNIT_PARALLEL:-2}
 VALGRIND_UNIT=${VALGRIND_UNIT:-yes}

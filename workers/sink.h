@@ -41,8 +41,9 @@ typedef struct {
     sink_result_t (*write_batch)(sink_t *self, worker_event_t *const *events, size_t n,
                                  size_t *bad_index, char *err, size_t errlen);
     void (*close)(sink_t **self_p);
-    /* Optional (NULL for row sinks). flush_at: the clock_ms() at which flush is due
-     * (INT64_MAX when nothing is held). flush: sends everything absorbed so far; SINK_OK,
+    /* Optional (NULL for row sinks). flush_at: the clock_ms() at which flush is due, also
+     * when nothing is held if the sink has timed work of its own (redis rotates intervals
+     * at their boundaries); INT64_MAX for never. flush: sends everything absorbed so far; SINK_OK,
      * SINK_RETRY (kept, retried with backoff) or SINK_FATAL. On STOP the worker flushes
      * whatever is held without waiting for flush_at. */
     int64_t (*flush_at)(sink_t *self);

@@ -277,20 +277,24 @@ static int64_t wall_ms(void)
 }
 
 /* clock_ms() of the next interval boundary of any of the group's intervals. */
+/* The clock_ms() at which a rotation is next due: the end of the interval each was last
+ * rotated into, or now for one this process has not rotated yet. Computed from what was
+ * rotated, not from now, so a time that has come stays due until the flush rotated it. */
 static int64_t next_boundary_at(const redis_sink_t *s)
 {
-    int64_t now = wall_ms(), soonest = INT64_MAX;
+    int64_t wall = wall_ms(), soonest = INT64_MAX;
     for (int i = 0; i < s->group->n_intervals; i++) {
-        int64_t next = (ecl_boundary(now / 1000, s->group->intervals_s[i]) +
-                        s->group->intervals_s[i]) * 1000;
-        if (next - now < soonest)
-            soonest = next - now;
+        int64_t due = s->rotated[i] ? (s->rotated[i] + s->group->intervals_s[i]) * 1000 +
+                                          BOUNDARY_SLACK_MS : wall;
+        if (due - wall < soonest)
+            soonest = due - wall;
     }
-    return clock_ms() + soonest + BOUNDARY_SLACK_MS;
+    if (soonest < 0)
+        soonest = 0;
+    return clock_ms() + soonest;
 }
 
-/* The worker asks only while it holds events; the boundary term rotates on time when
- * events are rare. */
+/* The worker asks also when nothing is held, so idle intervals rotate on time too. */
 static int64_t redis_flush_at(sink_t *self)
 {
     redis_sink_t *s = (redis_sink_t *) self;

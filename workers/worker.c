@@ -264,24 +264,28 @@ static void flush(worker_t *w)
 
 /* ---- aggregating sinks ---- */
 
+/* When the sink wants flush called: when its interval ends with events held, and also with
+ * nothing held when it has timed work of its own (redis rotates its intervals at their
+ * boundaries even when no event comes). */
 static int64_t sink_flush_at(const worker_t *w)
 {
-    if (!w->held || !w->sink)
+    if (!w->ops->flush || !w->sink)
         return INT64_MAX;
-    if (w->stopping)
+    if (w->held && w->stopping)
         return w->flush_retry_at_ms;
     int64_t at = w->ops->flush_at(w->sink);
     return at > w->flush_retry_at_ms ? at : w->flush_retry_at_ms;
 }
 
-/* Sends what the sink holds and acks the events behind it. */
+/* Sends what the sink holds and acks the events behind it (if any). */
 static void sink_flush(worker_t *w)
 {
     char err[1024] = "";
     sink_result_t rc = w->ops->flush(w->sink, err, sizeof err);
     if (rc == SINK_OK) {
         log_recovered(&w->sink_complaint, "msg=\"sink writes again\" sink=%s", w->cfg->sink);
-        send_ack(w, w->held_seq, w->held_committed, w->held_rejected);
+        if (w->held)
+            send_ack(w, w->held_seq, w->held_committed, w->held_rejected);
         w->held = false;
         w->held_committed = w->held_rejected = 0;
         w->flush_retry_at_ms = 0;
@@ -393,7 +397,7 @@ void worker_run(const worker_config_t *cfg, const char *master_id, int max_depth
         int64_t now = clock_ms();
         if (flush_due(&w, now))
             flush(&w);
-        if (w.held && now >= sink_flush_at(&w) && (w.len == 0 || !w.stopping))
+        if (now >= sink_flush_at(&w) && (w.len == 0 || !w.stopping))
             sink_flush(&w);
         if (w.stopping && w.len == 0 && !w.held)
             worker_exit(&w, 0);

@@ -82,7 +82,14 @@ wait_for "test.ping counted" "$DEADLINE" total_is "${G}_funs" test.ping $PER_INS
 wait_for "state.apply counted" "$DEADLINE" total_is "${G}_funs" state.apply $PER_INSTANCE
 pass "two instances counted $(( 2 * PER_INSTANCE )) events into ECL keys exactly"
 
-# Nothing more arrives: the totals stay (no double count from later syncs or the shutdown).
+# Nothing more arrives, yet the workers rotate the 2s interval at its boundaries (so ecl_reader
+# never shows a stale last): its @ts moves on to a boundary later than the last event's.
+ts_idle=$(rcli GET "${G}_funs:2s:cur:@ts")
+ts_moved() { t=$(rcli GET "${G}_funs:2s:cur:@ts"); [ -n "$t" ] && [ "$t" -ge $(( ${ts_idle:-0} + 4 )) ]; }
+wait_for "idle rotation of the 2s interval" "$DEADLINE" ts_moved
+pass "idle workers rotate the 2s interval: @ts $ts_idle -> $(rcli GET "${G}_funs:2s:cur:@ts")"
+
+# The totals stay (no double count from later syncs or the shutdown).
 kill -TERM "$eventsd_a" "$eventsd_b"
 wait_pid "$eventsd_a" 60 || fail "eventsd a exit code $?"
 wait_pid "$eventsd_b" 60 || fail "eventsd b exit code $?"
