@@ -296,6 +296,8 @@ Test(sink_redis, flush_at_follows_sync_limit_interval_and_boundaries)
     c.w.sync_interval_ms = 60000;
     c.w.sync_limit = 3;
     sink_t *s = open_sink(&c);
+    cr_expect_leq(ops->flush_at(s), clock_ms(), "fresh: a first rotation is due at once");
+    flush_ok(s);
     int64_t now = clock_ms(), wall = test_now_ms();
     int64_t to_boundary = 3600000 - wall % 3600000;
     int64_t idle = ops->flush_at(s);
@@ -805,6 +807,7 @@ Test(sink_redis, a_sync_is_due_by_half_of_max_inflight)
     c.w.sync_interval_ms = 3600000;
     c.w.max_inflight = 10;
     sink_t *s = open_sink(&c);
+    flush_ok(s);   /* the first rotation, due at once */
     count_one(s, "a", 4);
     cr_expect_gt(ops->flush_at(s), clock_ms());
     count_one(s, "a", 1);
