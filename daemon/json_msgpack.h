@@ -2,7 +2,10 @@
  * types the event's data as JSON). The parsing is SQLite's JSON1 (json_valid + json_tree) on
  * an in-memory database: eventsd links SQLite anyway, and a JSON parser is not something to
  * write by hand. Objects become maps with str keys, arrays arrays, integers int64, reals
- * float64, strings str, true/false/null the msgpack booleans and nil.
+ * float64, strings str, true/false/null the msgpack booleans and nil. An integer beyond int64
+ * becomes a float64 (SQLite reads it as a real); a number beyond a double (1e999) is refused:
+ * msgpack would hold inf, whose JSON rendering (Infinity) would not parse back; "\u0000" in a
+ * string or key is refused: SQLite would cut the string there.
  * Owns nothing after it returns.
  */
 #ifndef EVENTSD_JSON_MSGPACK_H

@@ -19,8 +19,10 @@ FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_BINS    := $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz_%)
 # The project sources the harnesses exercise, instrumented for coverage (from LIB_SRC, so a
 # file another engineer is still writing never breaks this build).
-FUZZ_SRC     := $(filter proto/%.c daemon/config.c daemon/log.c daemon/spool.c workers/template.c \
-                         workers/worker_event.c,$(LIB_SRC))
+FUZZ_SRC     := $(filter proto/%.c daemon/config.c daemon/config_metrics.c daemon/log.c \
+                         daemon/spool.c daemon/json_msgpack.c workers/template.c \
+                         workers/worker_event.c workers/name_template.c workers/graphite_name.c \
+                         workers/graphite_rollup.c,$(LIB_SRC))
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_LIB     := $(FUZZ_BUILD)/libeventsd-fuzz.a
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

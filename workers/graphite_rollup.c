@@ -130,6 +130,10 @@ static int check_target_shape(const char *t, char *err, size_t errlen)
 {
     char shape[GRAPHITE_NAME_MAX + 1];
     size_t n = 0, len = strlen(t);
+    if (len > GRAPHITE_NAME_MAX) {   /* every name it made would be too long to send */
+        snprintf(err, errlen, "target '%.60s...' is longer than %d bytes", t, GRAPHITE_NAME_MAX);
+        return -1;
+    }
     for (size_t i = 0; i < len && n < sizeof shape - 1; ) {
         size_t cap = t[i] == '<' ? capture_len(t + i, len - i) : 0;
         shape[n++] = cap ? 'x' : t[i];
@@ -222,6 +226,8 @@ static bool match(const graphite_rollup_t *r, const char *name, size_t n, span_t
         size_t end = dot ? (size_t) (dot - name) : n;
         if (start > n || (dot == NULL) != (i == r->n_pats - 1))
             return false;   /* fewer or more components than the source */
+        if (end == start)
+            return false;   /* an empty component: not a Graphite name */
         comps[i] = (span_t){ name + start, end - start };
         const pat_t *p = &r->pats[i];
         if (p->kind == PAT_LITERAL && (p->len != comps[i].len ||
@@ -243,7 +249,7 @@ int graphite_rollup_apply(const graphite_rollup_t *self, const char *name, size_
         const out_part_t *p = &self->parts[i];
         const char *s = p->text ? p->text : comps[p->comp].p;
         size_t len = p->text ? p->len : comps[p->comp].len;
-        if (msgpack_sbuffer_write(out, s, len) != 0) {
+        if (len && msgpack_sbuffer_write(out, s, len) != 0) {
             out->size = start;
             return -1;
         }

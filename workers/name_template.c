@@ -134,10 +134,14 @@ bool name_object_number(const msgpack_object *obj, double *out)
         return !isnan(*out);
     case MSGPACK_OBJECT_STR: {
         char buf[64];
-        if (obj->via.str.size == 0 || obj->via.str.size >= sizeof buf)
+        size_t n = obj->via.str.size;
+        /* decimal text only: no NUL cutting it short, no hex floats, no "inf" */
+        if (n == 0 || n >= sizeof buf)
             return false;
-        memcpy(buf, obj->via.str.ptr, obj->via.str.size);
-        buf[obj->via.str.size] = '\0';
+        memcpy(buf, obj->via.str.ptr, n);
+        buf[n] = '\0';
+        if (strspn(buf, "0123456789+-.eE") != n)
+            return false;
         char *end;
         errno = 0;
         double v = strtod(buf, &end);
@@ -305,7 +309,7 @@ int name_template_expand(const name_template_t *self, const char *tag, size_t ta
         }
         if (out->size - at > NAME_VALUE_MAX)
             out->size = at + NAME_VALUE_MAX;
-        if (mode != NAME_RAW)
+        if (mode != NAME_RAW && out->size > at)
             sanitise(out->data + at, out->size - at, mode);
     }
     return 0;

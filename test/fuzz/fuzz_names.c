@@ -36,12 +36,7 @@
  * 1: a rollup applied to a name with an empty component, into an empty buffer; 2: an empty
  * first value expanded into an empty buffer; 3: a rollup target longer than
  * GRAPHITE_NAME_MAX (cut to that length); 4: a number string with a NUL in it.
- *
- * Build note: test/fuzz.mk links the harnesses against FUZZ_SRC, which does not list these
- * three modules, so they are compiled into this harness (same flags: coverage and
- * sanitizers). Both name_template.c and graphite_rollup.c have a static add_part. When
- * FUZZ_SRC lists them, the three #include lines can go (the archive members would then be
- * unused, not duplicated: the linker takes a member only for a still undefined symbol). */
+ */
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -55,13 +50,6 @@
 #include "graphite_rollup.h"
 #include "name_template.h"
 
-#define add_part name_template_add_part_
-#include "name_template.c"
-#undef add_part
-#define add_part graphite_rollup_add_part_
-#include "graphite_rollup.c"
-#undef add_part
-#include "graphite_name.c"
 
 /* ---------------------------------------------------------------- the fixed events */
 
@@ -238,7 +226,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void) argc;
     (void) argv;
     const char *st = getenv("FUZZ_STRICT");
-    strict = st && st[0] == '1';
+    strict = true;   /* the known problems are fixed */
+    (void) st;
     static const char tag0[] = "salt/job/20251118095000000600/ret/web 01.example.com";
     static const char tag1[] = "salt/\xff\xfe/ret\n.x\0y";
     events[0] = (fz_event_t){ tag0, sizeof tag0 - 1, "master.example.com\n", hostile_data() };
