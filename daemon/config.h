@@ -109,7 +109,83 @@ typedef struct {
     int    line, tag_line;
 } statistic_config_t;
 
+/* Triggers (Winchester's model): events matching a trigger join a stream keyed by its
+ * distinguishing fields; when every fire criterion holds the fire pipeline runs, when the
+ * stream expires first the expire pipeline runs. Run by a worker with sink "trigger". */
+typedef enum { COND_EQ, COND_NE, COND_LT, COND_LE, COND_GT, COND_GE, COND_MATCH, COND_NOMATCH,
+               COND_EXISTS } cond_op_t;
+
 typedef struct {
+    char     *field;          /* "data.retcode" (name_template field grammar) */
+    cond_op_t op;
+    char     *value;          /* text to compare (numbers compare numerically when both sides
+                                 are numbers) or a PCRE2 pattern for =~ !~; NULL for exists */
+} condition_config_t;
+
+typedef struct {
+    char  *tag;               /* PCRE2 pattern on the tag, required */
+    condition_config_t *where;/* all must hold; "data.retcode != 0", "data.id exists" */
+    int    n_where;
+    int    count;             /* fire criteria only: events matching it seen at least this
+                                 often, default 1 */
+    int    line;
+} event_match_config_t;
+
+typedef enum { EXPIRE_FROM_FIRST, EXPIRE_FROM_LAST } expire_from_t;
+
+typedef struct {
+    char  *name;              /* triggers[i].name: [A-Za-z0-9_-]{1,64}, unique, required */
+    event_match_config_t *match;   /* triggers[i].match: at least one; an event joins a stream
+                                      when it matches any */
+    int    n_match;
+    char **distinguished_by;  /* fields ("data.jid"), or "stamp|day" / "stamp|hour" for a time
+                                 bucket of the event's _stamp; at least one */
+    int    n_distinguished_by;
+    event_match_config_t *fire;    /* triggers[i].fire: criteria that must all hold */
+    int    n_fire;
+    bool   all_expected;      /* triggers[i].all_expected: also require that every minion in
+                                 the stream's expected list returned (see below) */
+    char  *expected_tag;      /* expected list: from the event whose tag matches this
+                                 (default "^salt/job/[0-9]+/new$") ... */
+    char  *expected_field;    /* ... at this field (default "data.minions"); minions in
+                                 "data.missing" of that event are recorded missing at once */
+    char  *returned_tag;      /* returns: tag pattern (default "^salt/job/[0-9]+/ret/") ... */
+    char  *returned_field;    /* ... and the minion field (default "data.id") */
+    expire_from_t expire_from;/* triggers[i].expire: "first + 15m" | "last + 1h", required */
+    int    expire_s;
+    int    fire_delay_s;      /* triggers[i].fire_delay: "30s", default 0 */
+    char  *fire_pipeline;     /* names in pipelines; at least one of the two */
+    char  *expire_pipeline;
+    int    line;
+} trigger_config_t;
+
+/* A pipeline: handlers run in order, first computing (no side effects), then committing;
+ * a failed handler rolls the others back and the pipeline is retried with backoff. */
+typedef enum { HANDLER_SQL, HANDLER_GRAPHITE, HANDLER_COUNTER, HANDLER_EMIT, HANDLER_LOG }
+    handler_type_t;
+
+struct worker_config;
+
+typedef struct {
+    handler_type_t type;      /* handlers[i].type: sql | graphite | counter | emit | log */
+    struct worker_config *sink;   /* sql, graphite, counter: the sink settings, as a worker's
+                                     (sink = sqlite|pgsql|mysql for sql; graphite; redis for
+                                     counter), name "<pipeline>.<index>" */
+    char  *missing_template;  /* sql: optional template run once per missing minion (resolved) */
+    char  *tag;               /* emit: name template for the tag over the summary, required
+                                 ("eventsd/job/{data.jid}/complete") */
+    char  *message;           /* log: optional name template over the summary */
+    int    line;
+} handler_config_t;
+
+typedef struct {
+    char *name;               /* pipelines[i].name, unique, required */
+    handler_config_t *handlers;
+    int   n_handlers;         /* at least one */
+    int   line;
+} pipeline_config_t;
+
+typedef struct worker_config {
     char *name;               /* workers[i].name: unique, [A-Za-z0-9_-]{1,64} */
     char *sink;               /* workers[i].sink: "sqlite" | "file" | "pgsql" | "mysql" |
                                  "graphite" | "redis" */
@@ -164,6 +240,15 @@ typedef struct {
     int   sync_interval_ms;   /* workers[i].sync_interval_ms: default 1000, 10 .. 3600000 */
     int   sync_limit;         /* workers[i].sync_limit: sync early after this many events,
                                  default 1000, 1 .. 10000000 */
+    /* trigger: */
+    char *state;              /* workers[i].state: the SQLite file holding the streams
+                                 (resolved), required */
+    char **triggers;          /* workers[i].triggers: names in triggers, at least one; each
+                                 trigger is run by exactly one worker */
+    int   n_triggers;
+    int   max_streams;        /* workers[i].max_streams: open streams kept, default 100000,
+                                 1 .. 10000000; beyond it the oldest stream is expired early
+                                 (its expire pipeline runs), counted and logged */
     char *fingerprint;        /* every setting above in one string, plus master_id (sinks are
                                  opened with it) and the template file's identity (device,
                                  inode, size, mtime: editing the SQL restarts the worker):
@@ -209,6 +294,10 @@ typedef struct {
     redis_config_t redis;
     statistic_config_t *statistics;
     int   n_statistics;
+    trigger_config_t *trigger_cfgs;   /* top-level `triggers` */
+    int   n_triggers;
+    pipeline_config_t *pipelines;     /* top-level `pipelines` */
+    int   n_pipelines;
 } eventsd_config_t;
 
 /* Loads and checks path. On error returns NULL and writes every problem found, one per
@@ -224,5 +313,7 @@ const char *config_bus_type_name(bus_type_t type);
 const char *config_spool_sync_name(spool_sync_t sync);
 const char *config_spool_full_name(spool_full_t policy);
 const char *config_metric_agg_name(metric_agg_t agg);
+const trigger_config_t *config_trigger(const eventsd_config_t *self, const char *name);
+const pipeline_config_t *config_pipeline(const eventsd_config_t *self, const char *name);
 
 #endif

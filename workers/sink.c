@@ -6,7 +6,7 @@
 
 static const sink_ops_t *const sinks[] = { &sink_sqlite_ops, &sink_file_ops, &sink_mysql_ops,
                                            &sink_pgsql_ops, &sink_graphite_ops,
-                                           &sink_redis_ops };
+                                           &sink_redis_ops, &sink_trigger_ops };
 
 const sink_ops_t *sink_lookup(const char *name)
 {

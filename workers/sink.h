@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "worker_event.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +49,9 @@ typedef struct {
      * whatever is held without waiting for flush_at. */
     int64_t (*flush_at)(sink_t *self);
     sink_result_t (*flush)(sink_t *self, char *err, size_t errlen);
+    /* true for sinks whose write_batch only absorbs (graphite, redis): acks wait for flush.
+     * false for a sink with flush timers whose write_batch commits (trigger). */
+    bool defers_acks;
     /* Optional, for `eventsd --explain`: prints to out, one item per line indented by four
      * spaces, what this sink would make of ev (metric names with rollups, counter keys, the
      * template's values) without connecting anywhere. */
@@ -64,5 +68,6 @@ extern const sink_ops_t sink_mysql_ops;
 extern const sink_ops_t sink_pgsql_ops;
 extern const sink_ops_t sink_graphite_ops;
 extern const sink_ops_t sink_redis_ops;
+extern const sink_ops_t sink_trigger_ops;
 
 #endif

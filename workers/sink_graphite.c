@@ -322,6 +322,7 @@ static void graphite_explain(const worker_config_t *cfg, const char *master_id,
 }
 
 const sink_ops_t sink_graphite_ops = {
+    .defers_acks = true,
     .name = "graphite",
     .check = graphite_check,
     .open = graphite_open,

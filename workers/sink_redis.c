@@ -575,6 +575,7 @@ static void redis_explain(const worker_config_t *cfg, const char *master_id,
 }
 
 const sink_ops_t sink_redis_ops = {
+    .defers_acks = true,
     .name = "redis",
     .check = redis_check,
     .open = redis_open,

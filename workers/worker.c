@@ -208,7 +208,7 @@ static bool write_chunk(worker_t *w)
             rc = w->ops->write_batch(w->sink, w->scratch, live, &bad, err, sizeof err);
         if (rc == SINK_OK) {
             log_recovered(&w->sink_complaint, "msg=\"sink writes again\" sink=%s", w->cfg->sink);
-            if (w->ops->flush) {
+            if (w->ops->defers_acks) {
                 w->held = true;
                 w->held_seq = w->batch[chunk - 1].ev->seq;
                 w->held_committed += live;

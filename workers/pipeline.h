@@ -1,0 +1,48 @@
+/* pipeline: runs one configured pipeline for a due stream (issue 7).
+ *
+ * Handlers run in two phases. Compute (no side effects): every handler prepares what it
+ * will do from the summary (sql: the template's values for the job row and one row per
+ * missing minion; graphite: metric lines; counter: counter ids; emit: the tag; log: the
+ * line); a handler that cannot (a bad value, a template error) fails the pipeline before
+ * anything is written. Commit, in order: sql (one transaction per handler; all of its rows
+ * or none), graphite and counter (through their sinks' write_batch + flush), log, and emit
+ * last (the internal event goes to the master). A failed commit returns SINK_RETRY; the
+ * caller (sink_trigger) retries the whole pipeline later with backoff, so handlers must be
+ * idempotent: the shipped SQL upserts by jid, emitted events carry a stable event hash.
+ * sql, graphite and counter handlers are the ordinary sinks (sink.h), opened lazily with the
+ * handler's settings (a worker_config_t) and kept open; the summary is handed to them as an
+ * event with the due stream's tag and the summary as data, so SQL templates read
+ * :data.jid, :data.missing|json and so on. missing_template runs once per missing minion
+ * with data = summary + {"minion": id}.
+ * Owns: its handlers' sinks.
+ */
+#ifndef EVENTSD_PIPELINE_H
+#define EVENTSD_PIPELINE_H
+
+#include "config.h"
+#include "sink.h"
+
+#include <msgpack.h>
+#include <stddef.h>
+
+typedef struct pipeline pipeline_t;
+
+/* How emit reaches the master: sends tag + msgpack data; 0 or -1 (then the pipeline fails
+ * and is retried). */
+typedef int (*pipeline_emit_fn)(void *arg, const char *tag, size_t tag_len, const void *data,
+                                size_t data_len);
+
+pipeline_t *pipeline_new(const pipeline_config_t *cfg, const char *master_id,
+                         pipeline_emit_fn emit, void *emit_arg, char *err, size_t errlen);
+void pipeline_destroy(pipeline_t **self_p);
+
+/* Runs the handlers for one due stream (tag and summary as trigger_engine hands them out,
+ * missing the missing minions). SINK_OK, SINK_RETRY (err; retry later) or SINK_FATAL. */
+sink_result_t pipeline_run(pipeline_t *self, const char *tag, const void *summary,
+                           size_t summary_len, char *const *missing, size_t n_missing,
+                           char *err, size_t errlen);
+
+/* --check-config: compiles the handlers' templates and checks their settings. */
+int pipeline_check(const pipeline_config_t *cfg, char *err, size_t errlen);
+
+#endif
