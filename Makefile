@@ -144,7 +144,7 @@ clean:
 	rm -rf build build-asan build-clang build-fuzz demo debian/eventsd debian/.debhelper debian/files \
 	       debian/*.substvars debian/*.debhelper.log debian/debhelper-build-stamp
 
--include $(LIB_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(patsubst %,$(BUILD)/daemon/%_main.d,eventsd pub counts)
 
 # Fuzzing (libFuzzer, clang): `make fuzz` runs each harness for FUZZ_SECONDS; `make fuzz-check`
 # is the short pass `make check` runs. The rules live in test/fuzz.mk.
