@@ -769,6 +769,7 @@ static void load_worker(loader_t *ld, const config_setting_t *g, int idx, worker
                             .line = config_setting_source_line(g) };
     const char *file = config_setting_source_file(g);
     w->file = cfg_strdup(ld, file ? file : ld->cfg->path);
+    w->root = ld->cfg;
     worker_name(ld, g, idx, w, &wc);
     const sink_spec_t *spec = worker_sink(ld, g, &wc, w);
     worker_keys(ld, g, &wc, spec);

@@ -256,6 +256,9 @@ typedef struct worker_config {
                                  processes */
     char *file;               /* the config file the worker is defined in (FILE:LINE messages) */
     int   line;
+    const struct eventsd_config *root;  /* the whole config this worker belongs to (a trigger
+                                           worker finds its triggers and pipelines there);
+                                           NULL for settings built by hand or handler sinks */
 } worker_config_t;
 
 typedef struct {
@@ -269,7 +272,7 @@ typedef struct {
     throttle_config_t *throttle; /* rules[i].throttle: NULL when absent */
 } rule_config_t;
 
-typedef struct {
+typedef struct eventsd_config {
     char *path;               /* the config file as given */
     char *master_id;          /* master_id, default "<hostname>_master" */
     char *runtime_dir;        /* runtime_dir, default "/run/eventsd" */
