@@ -46,6 +46,18 @@ int envelope_pack_stop(msgpack_sbuffer *out)
     return rc ? -1 : 0;
 }
 
+int envelope_pack_emit(msgpack_sbuffer *out, const char *tag, size_t tag_len, const void *data,
+                       size_t data_len)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    int rc = msgpack_pack_array(&pk, 3);
+    rc |= msgpack_pack_uint8(&pk, ENVELOPE_EMIT);
+    rc |= msgpack_pack_str_with_body(&pk, tag, tag_len);
+    rc |= msgpack_pack_bin_with_body(&pk, data, data_len);
+    return rc ? -1 : 0;
+}
+
 envelope_reader_t *envelope_reader_new(size_t max_message_bytes)
 {
     envelope_reader_t *self = calloc(1, sizeof *self);
@@ -110,6 +122,18 @@ static int decode_event(const msgpack_object_array *a, envelope_msg_t *msg)
     return 0;
 }
 
+static int decode_emit(const msgpack_object_array *a, envelope_msg_t *msg)
+{
+    if (a->size != 3 || a->ptr[1].type != MSGPACK_OBJECT_STR ||
+        a->ptr[2].type != MSGPACK_OBJECT_BIN)
+        return -1;
+    msg->tag = a->ptr[1].via.str.ptr;
+    msg->tag_len = a->ptr[1].via.str.size;
+    msg->payload = a->ptr[2].via.bin.ptr;
+    msg->payload_len = a->ptr[2].via.bin.size;
+    return 0;
+}
+
 static int decode_ack(const msgpack_object_array *a, envelope_msg_t *msg)
 {
     if (a->size != 4 || !get_uint(&a->ptr[1], &msg->seq) ||
@@ -147,6 +171,8 @@ int envelope_reader_next(envelope_reader_t *self, envelope_msg_t *msg, char *err
         rc = decode_ack(&o->via.array, msg);
     else if (type == ENVELOPE_STOP)
         rc = o->via.array.size == 1 ? 0 : -1;
+    else if (type == ENVELOPE_EMIT)
+        rc = decode_emit(&o->via.array, msg);
     if (rc < 0) {
         snprintf(err, errlen, "malformed envelope of type %llu", (unsigned long long) type);
         return -1;

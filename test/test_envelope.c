@@ -65,6 +65,54 @@ Test(envelope, event_ack_stop_round_trip_byte_by_byte)
     close(sv[1]);
 }
 
+/* A worker's EMIT between two ACKs, byte by byte: tag and data come back exactly, and the
+ * ACKs around it are untouched (the master reads both kinds from one stream). */
+Test(envelope, emit_round_trip_between_acks)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    const char data[] = "\x82\xa3jid\xa4" "1234\xa7missing\x91\xa2m1";
+    const char *tag = "eventsd/job/1234/timeout";
+    cr_assert_eq(envelope_pack_ack(&buf, 5, 5, 0), 0);
+    cr_assert_eq(envelope_pack_emit(&buf, tag, strlen(tag), data, sizeof data - 1), 0);
+    cr_assert_eq(envelope_pack_emit(&buf, "t", 1, "\x80", 1), 0);   /* empty map */
+    cr_assert_eq(envelope_pack_ack(&buf, 9, 4, 0), 0);
+    for (size_t i = 0; i < buf.size; i++)
+        write_all(sv[0], buf.data + i, 1);
+    close(sv[0]);
+
+    envelope_reader_t *r = envelope_reader_new(1 << 20);
+    envelope_msg_t m;
+    char err[128];
+    int got = 0, rc = 0;
+    while (envelope_reader_fill(r, sv[1]) > 0)
+        while ((rc = envelope_reader_next(r, &m, err, sizeof err)) == 1) {
+            got++;
+            if (got == 1 || got == 4) {
+                cr_expect_eq(m.type, ENVELOPE_ACK);
+                cr_expect_eq(m.seq, got == 1 ? 5u : 9u);
+            } else if (got == 2) {
+                cr_assert_eq(m.type, ENVELOPE_EMIT);
+                cr_expect_eq(m.tag_len, strlen(tag));
+                cr_expect(memcmp(m.tag, tag, m.tag_len) == 0);
+                cr_expect_eq(m.payload_len, sizeof data - 1);
+                cr_expect(memcmp(m.payload, data, m.payload_len) == 0);
+                cr_expect_eq(m.seq, 0);
+            } else {
+                cr_assert_eq(m.type, ENVELOPE_EMIT);
+                cr_expect_eq(m.tag_len, 1);
+                cr_expect_eq(m.payload_len, 1);
+            }
+        }
+    cr_expect_eq(rc, 0, "%s", err);
+    cr_expect_eq(got, 4);
+    envelope_reader_destroy(&r);
+    msgpack_sbuffer_destroy(&buf);
+    close(sv[1]);
+}
+
 typedef struct {
     const char *bytes;
     size_t      len;
@@ -78,6 +126,10 @@ static const bad_case_t bad_cases[] = {
         { "\x94\x02\x01\x02\xa1x", 6 },        /* ACK with a string count */
         { "\x92\x03\x00", 3 },                 /* STOP with an argument */
         { "\x91\x09", 2 },                     /* unknown type */
+        { "\x92\x04\xa1x", 4 },                 /* EMIT without data */
+        { "\x93\x04\xa1x\xa1y", 6 },             /* EMIT with data as str, not bin */
+        { "\x93\x04\x01\xc4\x00", 5 },          /* EMIT with an integer tag */
+        { "\x94\x04\xa1x\xc4\x00\x00", 7 },      /* EMIT with an extra element */
 };
 
 static void check_protocol_error(const bad_case_t *c)
