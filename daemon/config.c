@@ -327,7 +327,7 @@ void cfg_check_keys(loader_t *ld, const scope_t *sc, const config_setting_t *g,
 
 static const char *const top_keys[] = {
     "master_id", "runtime_dir", "sql_dir", "log_level", "user", "group", "bus", "spool",
-    "stats", "shutdown", "workers", "rules", "redis", "statistics", NULL
+    "stats", "shutdown", "workers", "rules", "redis", "statistics", "triggers", "pipelines", NULL
 };
 static const char *const bus_keys[] = {
     "type", "path", "endpoint", "host", "port", "max_event_bytes", "max_depth",
@@ -564,6 +564,9 @@ static const char *const redis_own[] = { "host", "port", "password", "db", "grou
                                          "sync_interval_ms", "sync_limit", "connect_timeout_ms",
                                          NULL };
 
+static const char *const trigger_required[] = { "state", "triggers", NULL };
+static const char *const trigger_own[] = { "state", "triggers", "max_streams", NULL };
+
 static const sink_spec_t sinks[] = {
     { "sqlite", sqlite_required, sqlite_own },
     { "file", file_required, file_own },
@@ -571,9 +574,10 @@ static const sink_spec_t sinks[] = {
     { "mysql", mysql_required, mysql_own },
     { "graphite", graphite_required, graphite_own },
     { "redis", redis_required, redis_own },
+    { "trigger", trigger_required, trigger_own },
 };
 
-#define SINK_NAMES "sqlite, file, pgsql, mysql, graphite or redis"
+#define SINK_NAMES "sqlite, file, pgsql, mysql, graphite, redis or trigger"
 
 /* Message fragments for one worker; label is "worker 'name'" or "worker #N". */
 typedef struct {
@@ -638,12 +642,12 @@ static const sink_spec_t *worker_sink(loader_t *ld, const config_setting_t *g,
 static bool known_worker_key(const char *key)
 {
     return cfg_in_list(common_worker_keys, key) || cfg_in_list(db_worker_keys, key) ||
-           cfg_in_list(metrics_worker_keys, key);
+           cfg_in_list(metrics_worker_keys, key) || cfg_in_list(trigger_own, key);
 }
 
 /* Unknown keys, keys of other sinks, and missing required keys. */
 static void worker_keys(loader_t *ld, const config_setting_t *g, const worker_ctx_t *wc,
-                        const sink_spec_t *spec)
+                        const sink_spec_t *spec, const char *const *extra)
 {
     for (const char *const *k = spec ? spec->required : NULL; k && *k; k++)
         if (!cfg_member(g, *k))
@@ -653,6 +657,8 @@ static void worker_keys(loader_t *ld, const config_setting_t *g, const worker_ct
     for (int i = 0; i < n; i++) {
         config_setting_t *s = config_setting_get_elem(g, (unsigned) i);
         const char *key = config_setting_name(s);
+        if (extra && cfg_in_list(extra, key))
+            continue;
         if (!known_worker_key(key))
             cfg_problem(ld, s, "unknown key '%s' %s", key, wc->where);
         else if (spec && !cfg_in_list(common_worker_keys, key) && !cfg_in_list(spec->own, key))
@@ -761,26 +767,55 @@ static void worker_connection(loader_t *ld, const config_setting_t *g, const wor
         w->host = cfg_strdup(ld, "127.0.0.1");   /* mysql, graphite, redis */
 }
 
+static void worker_defaults(loader_t *ld, const config_setting_t *g, worker_config_t *w)
+{
+    *w = (worker_config_t){ .processes = 1, .batch_size = 500, .batch_interval_ms = 1000,
+                            .busy_timeout_ms = 10000, .connect_timeout_ms = 5000,
+                            .max_streams = 100000, .line = config_setting_source_line(g) };
+    const char *file = config_setting_source_file(g);
+    w->file = cfg_strdup(ld, file ? file : ld->cfg->path);
+}
+
+/* Everything after the name: the sink and its settings. extra: keys the caller handles. */
+static void worker_settings(loader_t *ld, const config_setting_t *g, worker_ctx_t *wc,
+                            worker_config_t *w, const char *const *extra)
+{
+    const sink_spec_t *spec = worker_sink(ld, g, wc, w);
+    worker_keys(ld, g, wc, spec, extra);
+    w->port = default_port(w->sink);
+    worker_numbers(ld, g, wc, w);
+    worker_paths(ld, g, wc, w);
+    worker_connection(ld, g, wc, w);
+    if (w->sink && strcmp(w->sink, "graphite") == 0)
+        cfg_load_graphite_worker(ld, g, &wc->sc, w);
+    else if (w->sink && strcmp(w->sink, "redis") == 0)
+        cfg_load_redis_worker(ld, g, &wc->sc, w);
+    else if (w->sink && strcmp(w->sink, "trigger") == 0)
+        cfg_load_trigger_worker(ld, g, &wc->sc, w);
+}
+
 static void load_worker(loader_t *ld, const config_setting_t *g, int idx, worker_config_t *w)
 {
     worker_ctx_t wc;
-    *w = (worker_config_t){ .processes = 1, .batch_size = 500, .batch_interval_ms = 1000,
-                            .busy_timeout_ms = 10000, .connect_timeout_ms = 5000,
-                            .line = config_setting_source_line(g) };
-    const char *file = config_setting_source_file(g);
-    w->file = cfg_strdup(ld, file ? file : ld->cfg->path);
+    worker_defaults(ld, g, w);
     w->root = ld->cfg;
     worker_name(ld, g, idx, w, &wc);
-    const sink_spec_t *spec = worker_sink(ld, g, &wc, w);
-    worker_keys(ld, g, &wc, spec);
-    w->port = default_port(w->sink);
-    worker_numbers(ld, g, &wc, w);
-    worker_paths(ld, g, &wc, w);
-    worker_connection(ld, g, &wc, w);
-    if (w->sink && strcmp(w->sink, "graphite") == 0)
-        cfg_load_graphite_worker(ld, g, &wc.sc, w);
-    else if (w->sink && strcmp(w->sink, "redis") == 0)
-        cfg_load_redis_worker(ld, g, &wc.sc, w);
+    worker_settings(ld, g, &wc, w, NULL);
+}
+
+void cfg_load_handler_sink(loader_t *ld, const config_setting_t *g, const char *name,
+                           const char *label, worker_config_t *w, const char *const *extra)
+{
+    worker_ctx_t wc;
+    worker_defaults(ld, g, w);
+    w->name = cfg_strdup(ld, name);
+    snprintf(wc.label, sizeof wc.label, "%s", label);
+    snprintf(wc.owner, sizeof wc.owner, " in %s", label);
+    snprintf(wc.where, sizeof wc.where, "in %s", label);
+    snprintf(wc.batch_where, sizeof wc.batch_where, "in 'batch' of %s", label);
+    wc.sc = (scope_t){ "", wc.owner, wc.where };
+    wc.batch_sc = (scope_t){ "batch.", wc.owner, wc.batch_where };
+    worker_settings(ld, g, &wc, w, extra);
 }
 
 static void check_duplicate_workers(loader_t *ld, const config_setting_t *list)
@@ -981,6 +1016,15 @@ static void make_fingerprint(loader_t *ld, worker_config_t *w)
     fp_str(f, "password", w->password);
     fprintf(f, "port=%d;connect_timeout_ms=%d;", w->port, w->connect_timeout_ms);
     cfg_fingerprint_metrics(f, w);
+    fp_str(f, "state", w->state);
+    for (int i = 0; i < w->n_triggers; i++)
+        fp_str(f, "trigger", w->triggers[i]);
+    fprintf(f, "max_streams=%d;", w->max_streams);
+    /* A trigger worker runs triggers and pipelines defined elsewhere in the file: any edit
+     * restarts it (its streams are on disk, so a restart costs nothing). */
+    if (w->sink && strcmp(w->sink, "trigger") == 0 && stat(ld->cfg->path, &st) == 0)
+        fprintf(f, "config.file=%lld:%lld.%09ld;", (long long) st.st_size,
+                (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
     if (fclose(f) != 0 || !buf) {
         free(buf);
         ld->oom = true;
@@ -1002,6 +1046,8 @@ static void load_tree(loader_t *ld, const config_setting_t *root)
     load_rules(ld, root);
     cfg_load_redis(ld, root);
     cfg_load_statistics(ld, root);
+    cfg_load_pipelines(ld, root);   /* before triggers, which name them */
+    cfg_load_triggers(ld, root);
     for (int i = 0; i < ld->cfg->n_workers && !failed(ld); i++)
         make_fingerprint(ld, &ld->cfg->workers[i]);
 }
@@ -1096,7 +1142,7 @@ eventsd_config_t *config_load(const char *path, char *err, size_t errlen)
 
 /* ---- destroy and queries ---- */
 
-static void worker_free(worker_config_t *w)
+void cfg_free_worker(worker_config_t *w)
 {
     free(w->name);
     free(w->sink);
@@ -1111,6 +1157,10 @@ static void worker_free(worker_config_t *w)
     free(w->password);
     free(w->fingerprint);
     free(w->file);
+    free(w->state);
+    for (int i = 0; i < w->n_triggers; i++)
+        free(w->triggers[i]);
+    free(w->triggers);
     cfg_free_metrics_worker(w);
 }
 
@@ -1129,11 +1179,12 @@ void eventsd_config_destroy(eventsd_config_t **self_p)
         return;
     eventsd_config_t *c = *self_p;
     for (int i = 0; i < c->n_workers; i++)
-        worker_free(&c->workers[i]);
+        cfg_free_worker(&c->workers[i]);
     free(c->workers);
     for (int i = 0; i < c->n_rules; i++)
         rule_free(&c->rules[i]);
     cfg_free_metrics(c);   /* before the rules: their throttles */
+    cfg_free_triggers(c);
     free(c->rules);
     free(c->bus.path);
     free(c->bus.endpoint);

@@ -66,6 +66,20 @@ char *cfg_path_key(loader_t *ld, const scope_t *sc, const config_setting_t *g,
 int cfg_enum(loader_t *ld, const scope_t *sc, const config_setting_t *g, const char *key,
              const char *const *names, int def);
 
+/* config.c: a worker's sink settings for a pipeline handler (the worker loader minus the
+ * name; label names it in messages; extra: keys the caller reads itself). */
+void cfg_load_handler_sink(loader_t *ld, const config_setting_t *g, const char *name,
+                           const char *label, worker_config_t *w, const char *const *extra);
+void cfg_free_worker(worker_config_t *w);   /* its members, not w */
+
+/* config_triggers.c */
+void cfg_load_trigger_worker(loader_t *ld, const config_setting_t *g, const scope_t *sc,
+                             worker_config_t *w);
+void cfg_load_pipelines(loader_t *ld, const config_setting_t *root);
+void cfg_load_triggers(loader_t *ld, const config_setting_t *root);
+void cfg_free_triggers(eventsd_config_t *c);   /* triggers and pipelines */
+int cfg_parse_duration(const char *s);          /* "30s" "15m" "1h" "1d" -> seconds, -1 */
+
 /* config_metrics.c */
 extern const char *const metrics_worker_keys[];   /* graphite and redis keys of a worker */
 void cfg_load_graphite_worker(loader_t *ld, const config_setting_t *g, const scope_t *sc,

@@ -32,8 +32,11 @@
  *   "evicted"), events, first_stamp, last_stamp (ISO-8601 UTC), duration (s, float),
  *   counts (array: per fire criterion), and with all_expected: jid, fun, target, user,
  *   expected, returned, succeeded, failed, missing (array of minion ids that were expected
- *   and did not return, plus those listed missing by Salt), duplicates, unexpected (returns
- *   from minions not in the list).
+ *   and did not return, plus those listed missing by Salt), missing_count (its length),
+ *   duplicates, unexpected (returns from minions not in the list). A stream that never saw
+ *   its expected_tag event (a return after the job's stream finished, or eventsd started
+ *   mid-job) has expected 0 and jid from its key: the shipped SQL does not let such a stream
+ *   overwrite a job row that has an expected list.
  * Owns: the SQLite connection, compiled patterns and conditions.
  */
 #ifndef EVENTSD_TRIGGER_ENGINE_H

@@ -59,3 +59,31 @@ CREATE TABLE IF NOT EXISTS `salt_auth` (
     KEY `minion_id` (`minion_id`),
     UNIQUE KEY `event_hash` (`event_hash`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Job tracking (issue 7): one row per Salt job once it completed (every targeted minion
+-- returned) or timed out, written by the job pipelines (salt_jobs.sql), and one row per minion
+-- that never answered (salt_job_missing.sql). status: complete | timeout | evicted.
+CREATE TABLE IF NOT EXISTS `salt_jobs` (
+  `jid` varchar(255) NOT NULL,
+  `fun` varchar(255),
+  `target` text,
+  `user` varchar(255),
+  `expected` int NOT NULL,
+  `returned` int NOT NULL,
+  `succeeded` int NOT NULL,
+  `failed` int NOT NULL,
+  `missing` int NOT NULL,
+  `status` varchar(16) NOT NULL,
+  `first_stamp` varchar(64),
+  `last_stamp` varchar(64),
+  `duration` double,
+  `master_id` varchar(255) NOT NULL,
+  `updated` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+  PRIMARY KEY (`jid`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS `salt_job_missing` (
+  `jid` varchar(255) NOT NULL,
+  `minion` varchar(255) NOT NULL,
+  `master_id` varchar(255) NOT NULL,
+  PRIMARY KEY (`jid`, `minion`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -64,3 +64,30 @@ CREATE TABLE IF NOT EXISTS salt_auth (
     alter_time timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS idx_salt_auth_minion_id ON salt_auth (minion_id);
+
+-- Job tracking (issue 7): one row per Salt job once it completed (every targeted minion
+-- returned) or timed out, written by the job pipelines (salt_jobs.sql), and one row per minion
+-- that never answered (salt_job_missing.sql). status: complete | timeout | evicted.
+CREATE TABLE IF NOT EXISTS salt_jobs (
+    jid         varchar(255) NOT NULL PRIMARY KEY,
+    fun         varchar(255),
+    target      text,
+    "user"      varchar(255),
+    expected    integer NOT NULL,
+    returned    integer NOT NULL,
+    succeeded   integer NOT NULL,
+    failed      integer NOT NULL,
+    missing     integer NOT NULL,
+    status      varchar(16) NOT NULL,
+    first_stamp varchar(64),
+    last_stamp  varchar(64),
+    duration    double precision,
+    master_id   varchar(255) NOT NULL,
+    updated     timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS salt_job_missing (
+    jid       varchar(255) NOT NULL,
+    minion    varchar(255) NOT NULL,
+    master_id varchar(255) NOT NULL,
+    PRIMARY KEY (jid, minion)
+);

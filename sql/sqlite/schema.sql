@@ -51,3 +51,30 @@ CREATE TABLE IF NOT EXISTS salt_auth (
     alter_time TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 CREATE INDEX IF NOT EXISTS salt_auth_minion_id ON salt_auth (minion_id);
+
+-- Job tracking (issue 7): one row per Salt job once it completed (every targeted minion
+-- returned) or timed out, written by the job pipelines (salt_jobs.sql), and one row per minion
+-- that never answered (salt_job_missing.sql). status: complete | timeout | evicted.
+CREATE TABLE IF NOT EXISTS salt_jobs (
+    jid         TEXT NOT NULL PRIMARY KEY,
+    fun         TEXT,
+    target      TEXT,
+    user        TEXT,
+    expected    INTEGER NOT NULL,
+    returned    INTEGER NOT NULL,
+    succeeded   INTEGER NOT NULL,
+    failed      INTEGER NOT NULL,
+    missing     INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    first_stamp TEXT,
+    last_stamp  TEXT,
+    duration    REAL,
+    master_id   TEXT NOT NULL,
+    updated     TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS salt_job_missing (
+    jid       TEXT NOT NULL,
+    minion    TEXT NOT NULL,
+    master_id TEXT NOT NULL,
+    PRIMARY KEY (jid, minion)
+);
