@@ -78,13 +78,22 @@ typedef struct {
     long             linger_ms;      /* -1: default for the bus */
     bool             keep_open;
     int64_t          first_n;
+    /* job shapes for job-tracking tests: per job, of its M minions (in this order) */
+    long             returns_first;  /* the first ones return before the new event */
+    long             duplicates;     /* the first ones return twice */
+    long             late;           /* these, before the silent ones, return late_ms after
+                                        every job's other events were published */
+    long             late_ms;
+    long             silent;         /* the last ones never return */
+    long             salt_missing;   /* names listed in the new event's "missing" only */
 } pub_options_t;
 
 enum {
     OPT_BUS = 256, OPT_PATH, OPT_HOST, OPT_PORT, OPT_ENDPOINT, OPT_ZMQ_STYLE, OPT_JOBS,
     OPT_MINIONS, OPT_FUN, OPT_RETURN_SIZE, OPT_SUCCESS_RATIO, OPT_SEED, OPT_RATE, OPT_CUSTOM,
     OPT_COUNT, OPT_REPLAY, OPT_WAIT_CLIENTS, OPT_WAIT_TIMEOUT, OPT_LINGER_MS, OPT_KEEP_OPEN,
-    OPT_FIRST_N
+    OPT_FIRST_N, OPT_RETURNS_FIRST, OPT_DUPLICATES, OPT_LATE, OPT_LATE_MS, OPT_SILENT,
+    OPT_SALT_MISSING
 };
 
 /* In the order of the enum above: LONG_OPTIONS[c - OPT_BUS] names option c. */
@@ -110,6 +119,12 @@ static const struct option LONG_OPTIONS[] = {
     {"linger-ms", required_argument, NULL, OPT_LINGER_MS},
     {"keep-open", no_argument, NULL, OPT_KEEP_OPEN},
     {"first-n", required_argument, NULL, OPT_FIRST_N},
+    {"returns-first", required_argument, NULL, OPT_RETURNS_FIRST},
+    {"duplicates", required_argument, NULL, OPT_DUPLICATES},
+    {"late", required_argument, NULL, OPT_LATE},
+    {"late-ms", required_argument, NULL, OPT_LATE_MS},
+    {"silent", required_argument, NULL, OPT_SILENT},
+    {"salt-missing", required_argument, NULL, OPT_SALT_MISSING},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}
@@ -128,6 +143,14 @@ static void usage(FILE *out)
         "  --fun NAME                job function (default test.ping)\n"
         "  --return-size BYTES       string return of about BYTES (default: the bool true)\n"
         "  --success-ratio R         share of successful returns, 0..1 (default 1)\n"
+        "  job shapes (per job, of its M minions, in this order; default 0 each):\n"
+        "  --returns-first N         the first N return before the job's new event\n"
+        "  --duplicates N            the first N return twice\n"
+        "  --late N --late-ms MS     N minions (before the silent ones) return MS ms after\n"
+        "                            every job's other events were published\n"
+        "  --silent N                the last N never return\n"
+        "  --salt-missing N          the new event lists N more minions in \"missing\"\n"
+        "                            (targeted, not connected); they never return\n"
         "  --seed N                  PRNG seed for failures and replay chunks (default 1)\n"
         "  --custom TAG --count N    N custom events with tag TAG (after the jobs, if any)\n"
         "  --replay FILE             replay a capture: stream .bin (salt-ipc/salt-tcp, sent in\n"
@@ -227,6 +250,12 @@ static bool apply_option(pub_options_t *o, int c, const char *arg)
     case OPT_WAIT_TIMEOUT:  return parse_double(arg, 0.0, 1e7, &o->wait_timeout);
     case OPT_LINGER_MS:     return parse_long(arg, 0, INT_MAX, &o->linger_ms);
     case OPT_KEEP_OPEN:     o->keep_open = true; return true;
+    case OPT_RETURNS_FIRST: return parse_long(arg, 0, 10000000, &o->returns_first);
+    case OPT_DUPLICATES:    return parse_long(arg, 0, 10000000, &o->duplicates);
+    case OPT_LATE:          return parse_long(arg, 0, 10000000, &o->late);
+    case OPT_LATE_MS:       return parse_long(arg, 0, 86400000, &o->late_ms);
+    case OPT_SILENT:        return parse_long(arg, 0, 10000000, &o->silent);
+    case OPT_SALT_MISSING:  return parse_long(arg, 0, 10000000, &o->salt_missing);
     case OPT_FIRST_N:
         if (!parse_long(arg, 0, LONG_MAX, &first_n))
             return false;
@@ -251,6 +280,10 @@ static const char *check_options(const pub_options_t *o, bool count_given)
         return "--count needs --custom";
     if (o->jobs > 0 && o->minions < 1)
         return "--jobs needs --minions of at least 1";
+    if (o->late + o->silent > o->minions || o->returns_first > o->minions - o->late - o->silent ||
+        o->duplicates > o->minions - o->late - o->silent)
+        return "--returns-first/--duplicates, --late and --silent must fit in --minions "
+               "(first + late + silent <= M, duplicates + late + silent <= M)";
     return NULL;
 }
 
@@ -889,9 +922,25 @@ static void pub_emit(pub_t *p, const char *tag)
 typedef struct {
     char  **minions;         /* minion-0000 ... */
     long    n_minions;
+    char  **absent;          /* absent-0000 ...: Salt's "missing" list (--salt-missing) */
+    long    n_absent;
     char   *return_text;     /* NULL: the return is true */
     char    jid[24];
 } job_t;
+
+/* Names "<prefix>-0000" ..., NULL on allocation failure. */
+static char **make_names(const char *prefix, long n)
+{
+    char **names = calloc((size_t) n + 1, sizeof *names);
+    for (long i = 0; names && i < n; i++)
+        if (asprintf(&names[i], "%s-%04ld", prefix, i) < 0) {
+            while (i-- > 0)
+                free(names[i]);
+            free(names);
+            return NULL;
+        }
+    return names;
+}
 
 static char *make_return_text(long size)
 {
@@ -910,24 +959,27 @@ static char *make_return_text(long size)
 
 static int job_init(job_t *job, const pub_options_t *o)
 {
-    *job = (job_t){ .n_minions = o->minions };
-    job->minions = calloc((size_t)o->minions + 1, sizeof *job->minions);
-    for (long i = 0; job->minions && i < o->minions; i++)
-        if (asprintf(&job->minions[i], "minion-%04ld", i) < 0)
-            job->minions[i] = NULL;
-    for (long i = 0; job->minions && i < o->minions; i++)
-        if (!job->minions[i])
-            return -1;
+    *job = (job_t){ .n_minions = o->minions, .n_absent = o->salt_missing };
+    job->minions = make_names("minion", o->minions);
+    job->absent = make_names("absent", o->salt_missing);
+    if (!job->minions || !job->absent)
+        return -1;
     if (o->return_size >= 0 && !(job->return_text = make_return_text(o->return_size)))
         return -1;
-    return job->minions ? 0 : -1;
+    return 0;
+}
+
+static void free_names(char **names, long n)
+{
+    for (long i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
 }
 
 static void job_fini(job_t *job)
 {
-    for (long i = 0; job->minions && i < job->n_minions; i++)
-        free(job->minions[i]);
-    free(job->minions);
+    free_names(job->minions, job->n_minions);
+    free_names(job->absent, job->n_absent);
     free(job->return_text);
 }
 
@@ -945,11 +997,16 @@ static void pub_next_jid(pub_t *p, char jid[24])
     snprintf(jid + n, 24 - n, "%06d", (int)(us % 1000000));
 }
 
+static void pk_names(msgpack_packer *pk, char *const *names, long n)
+{
+    msgpack_pack_array(pk, (size_t)n);
+    for (long i = 0; i < n; i++)
+        pk_str(pk, names[i]);
+}
+
 static void pk_minion_list(msgpack_packer *pk, const job_t *job)
 {
-    msgpack_pack_array(pk, (size_t)job->n_minions);
-    for (long i = 0; i < job->n_minions; i++)
-        pk_str(pk, job->minions[i]);
+    pk_names(pk, job->minions, job->n_minions);
 }
 
 /* Tag <jid>: {minions, eventsd_n, _stamp} */
@@ -982,7 +1039,7 @@ static void publish_job_new(pub_t *p, const job_t *job)
     pk_str(pk, "minions");
     pk_minion_list(pk, job);
     pk_str(pk, "missing");
-    msgpack_pack_array(pk, 0);
+    pk_names(pk, job->absent, job->n_absent);
     pub_pack_trailer(p);
     snprintf(tag, sizeof tag, "salt/job/%s/new", job->jid);
     pub_emit(p, tag);
@@ -1022,20 +1079,50 @@ static void publish_job_ret(pub_t *p, const job_t *job, const char *minion)
     free(tag);
 }
 
+/* One job in the shape the options ask for; the late minions are left for later. */
+static void publish_one_job(pub_t *p, job_t *job)
+{
+    const pub_options_t *o = p->opt;
+    long answering = job->n_minions - o->late - o->silent;
+    pub_next_jid(p, job->jid);
+    for (long m = 0; m < o->returns_first && pub_running(p); m++)
+        publish_job_ret(p, job, job->minions[m]);
+    publish_bare_jid(p, job);
+    publish_job_new(p, job);
+    for (long m = o->returns_first; m < answering && pub_running(p); m++)
+        publish_job_ret(p, job, job->minions[m]);
+    for (long m = 0; m < o->duplicates && pub_running(p); m++)
+        publish_job_ret(p, job, job->minions[m]);
+}
+
 static void publish_jobs(pub_t *p)
 {
+    const pub_options_t *o = p->opt;
     job_t job;
-    if (job_init(&job, p->opt) != 0) {
-        fprintf(stderr, PUB_NAME ": out of memory preparing %ld minions\n", p->opt->minions);
+    char (*late_jids)[24] = o->late ? calloc((size_t) o->jobs + 1, sizeof *late_jids) : NULL;
+    if (job_init(&job, o) != 0 || (o->late && !late_jids)) {
+        fprintf(stderr, PUB_NAME ": out of memory preparing %ld minions\n", o->minions);
         p->failed = true;
+        job_fini(&job);
+        free(late_jids);
+        return;
     }
-    for (long j = 0; j < p->opt->jobs && pub_running(p); j++) {
-        pub_next_jid(p, job.jid);
-        publish_bare_jid(p, &job);
-        publish_job_new(p, &job);
-        for (long m = 0; m < job.n_minions && pub_running(p); m++)
-            publish_job_ret(p, &job, job.minions[m]);
+    for (long j = 0; j < o->jobs && pub_running(p); j++) {
+        publish_one_job(p, &job);
+        if (late_jids)
+            memcpy(late_jids[j], job.jid, sizeof job.jid);
     }
+    if (late_jids) {
+        pub_flush(p);
+        sleep_until_ns(mono_ns() + (int64_t) o->late_ms * 1000000);
+        long first_late = job.n_minions - o->late - o->silent;
+        for (long j = 0; j < o->jobs && pub_running(p); j++) {
+            memcpy(job.jid, late_jids[j], sizeof job.jid);
+            for (long m = first_late; m < first_late + o->late && pub_running(p); m++)
+                publish_job_ret(p, &job, job.minions[m]);
+        }
+    }
+    free(late_jids);
     job_fini(&job);
 }
 
