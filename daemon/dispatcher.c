@@ -98,6 +98,8 @@ struct dispatcher {
     uint64_t  layout;         /* changes whenever groups are added or removed */
     bool      draining;
     uint64_t  queued_events, queued_bytes;
+    dispatcher_emit_fn *emit;   /* EMIT messages from workers go here */
+    void     *emit_arg;
 };
 
 /* ---- config references ---- */
@@ -781,6 +783,11 @@ static int slot_read_acks(dispatcher_t *d, group_t *g, slot_t *s)
     envelope_msg_t m;
     int rc;
     while (n > 0 && (rc = envelope_reader_next(s->reader, &m, err, sizeof err)) != 0) {
+        if (rc > 0 && m.type == ENVELOPE_EMIT) {
+            if (d->emit)
+                d->emit(d->emit_arg, g->name, m.tag, m.tag_len, m.payload, m.payload_len);
+            continue;
+        }
         if (rc < 0 || m.type != ENVELOPE_ACK || slot_on_ack(g, s, d, &m) < 0) {
             log_error("msg=\"protocol error from worker, killing it\" worker=%s slot=%d "
                       "error=\"%s\"", g->name, s->idx, rc < 0 ? err : "unexpected ack");
@@ -1089,4 +1096,10 @@ int dispatcher_figures(dispatcher_t *d, worker_figures_t *out, int max)
         };
     }
     return n;
+}
+
+void dispatcher_on_emit(dispatcher_t *d, dispatcher_emit_fn *fn, void *arg)
+{
+    d->emit = fn;
+    d->emit_arg = arg;
 }

@@ -83,6 +83,12 @@ bool dispatcher_idle(const dispatcher_t *self);
 uint64_t dispatcher_pending(const dispatcher_t *self);
 void dispatcher_kill_all(dispatcher_t *self);
 
+/* An internal event a worker made (EMIT: a trigger pipeline's emit handler). tag and data
+ * (msgpack map) are valid during the call only. */
+typedef void (dispatcher_emit_fn)(void *arg, const char *worker, const char *tag, size_t tag_len,
+                                  const void *data, size_t data_len);
+void dispatcher_on_emit(dispatcher_t *self, dispatcher_emit_fn *fn, void *arg);
+
 /* One worker's figures (the current groups; a reload's retiring ones are left out). */
 typedef struct {
     const char *name;                      /* valid until the next dispatcher_apply */

@@ -322,12 +322,15 @@ static void on_bus_event(salt_event_t *ev, void *arg)
         hold(m, ev);   /* in order: once one waits, the rest of the burst waits behind it */
 }
 
-/* An event eventsd makes itself (statistics, its own figures) takes the bus events' path:
- * rules, spool, workers. While the spool refuses events it is dropped and counted: it is
- * not a Salt event, and the held slots are the bus's. */
-static void inject_internal(master_t *m, const char *tag, const msgpack_sbuffer *payload)
+/* An event eventsd makes itself (statistics, its own figures, a worker's EMIT) takes the bus
+ * events' path: rules, spool, workers. While the spool refuses events it is dropped and
+ * counted: it is not a Salt event, and the held slots are the bus's. While draining, only a
+ * worker's EMIT is taken (its trigger stream is already finished, so the spool is its only
+ * copy; it is delivered at the next start if the workers are gone). */
+static void inject_internal(master_t *m, const char *tag, const msgpack_sbuffer *payload,
+                            bool while_draining)
 {
-    if (m->draining || m->n_held) {
+    if ((m->draining && !while_draining) || m->n_held) {
         m->internal_dropped++;
         return;
     }
@@ -356,10 +359,33 @@ static void emit_statistics(master_t *m)
         if (rc < 0)
             continue;
         msgpack_sbuffer_write(&tag, "", 1);   /* NUL-terminate */
-        inject_internal(m, tag.data, &payload);
+        inject_internal(m, tag.data, &payload, false);
     }
     msgpack_sbuffer_destroy(&tag);
     msgpack_sbuffer_destroy(&payload);
+}
+
+/* A worker's EMIT: its payload is checked like a bus event's (a map within the limits)
+ * before it is routed, so a broken worker cannot feed the spool what the bus could not. */
+static void on_worker_emit(void *arg, const char *worker, const char *tag, size_t tag_len,
+                           const void *data, size_t data_len)
+{
+    master_t *m = arg;
+    char err[256];
+    char *t = strndup(tag, tag_len);
+    payload_t *p = t ? payload_new(data, data_len, true, m->ref->cfg->bus.max_depth, err,
+                                   sizeof err) : NULL;
+    if (!p || data_len > m->ref->cfg->bus.max_event_bytes) {
+        m->internal_dropped++;
+        log_warning("msg=\"worker emitted an event that is not a valid payload, dropped\" "
+                    "worker=%s tag=%s error=\"%s\"", worker, t ? t : "?",
+                    p ? "larger than bus.max_event_bytes" : t ? err : "out of memory");
+    } else {
+        msgpack_sbuffer payload = { .size = data_len, .data = (char *) data };
+        inject_internal(m, t, &payload, true);
+    }
+    payload_destroy(&p);
+    free(t);
 }
 
 static void retry_held(master_t *m, int64_t now)
@@ -633,7 +659,7 @@ static void emit_figure_events(master_t *m)
         msgpack_sbuffer payload;
         msgpack_sbuffer_init(&payload);
         figures_event(&m->figures, i, m->ref->cfg->master_id, now, &payload);
-        inject_internal(m, FIGURES_EVENT_TAG, &payload);
+        inject_internal(m, FIGURES_EVENT_TAG, &payload, false);
         msgpack_sbuffer_destroy(&payload);
     }
 }
@@ -824,6 +850,8 @@ static int start(const char *path, const char *pidfile, const char *level_overri
         goto out;
     }
     m.dispatcher = dispatcher_new(cfg->runtime_dir, m.spool);
+    if (m.dispatcher)
+        dispatcher_on_emit(m.dispatcher, on_worker_emit, &m);
     if (!m.dispatcher || dispatcher_apply(m.dispatcher, m.ref, err, sizeof err) < 0) {
         log_error("msg=\"cannot start workers\" error=\"%s\"", err);
         goto out;
