@@ -13,7 +13,10 @@
  * handler's settings (a worker_config_t) and kept open; the summary is handed to them as an
  * event with the due stream's tag and the summary as data, so SQL templates read
  * :data.jid, :data.missing|json and so on. missing_template runs once per missing minion
- * with data = summary + {"minion": id}.
+ * with data = the summary without its `missing` list (10,000 missing minions would copy it
+ * 10,000 times) + {"minion": id}, all of a handler's missing rows in one transaction, before
+ * its job row. Graphite and counter handlers fold each summary in once (by its event hash),
+ * so a rerun after a later handler failed does not count it twice.
  * Owns: its handlers' sinks.
  */
 #ifndef EVENTSD_PIPELINE_H
@@ -24,6 +27,7 @@
 
 #include <msgpack.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct pipeline pipeline_t;
 
@@ -42,7 +46,17 @@ sink_result_t pipeline_run(pipeline_t *self, const char *tag, const void *summar
                            size_t summary_len, char *const *missing, size_t n_missing,
                            char *err, size_t errlen);
 
-/* --check-config: compiles the handlers' templates and checks their settings. */
+/* Timed work of the handlers' own sinks, once opened (redis rotates its intervals at their
+ * boundaries, graphite sends a closing interval again, complete): the clock_ms() at which
+ * pipeline_flush is due, INT64_MAX for never. */
+int64_t pipeline_flush_at(pipeline_t *self);
+/* Flushes every handler sink that is due. A failure is logged (rate-limited) and retried
+ * later with a backoff of its own (1 s .. 5 min): it delays nothing else. */
+void pipeline_flush(pipeline_t *self);
+
+/* --check-config: the handlers' settings, the sinks' own checks (templates compiled for the
+ * sink's dialect, missing_template too), the emit/log name templates. Every problem, one a
+ * line ("FILE:LINE: message"; FILE is the handler sink's file, "config" when it has none). */
 int pipeline_check(const pipeline_config_t *cfg, char *err, size_t errlen);
 
 #endif
