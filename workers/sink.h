@@ -33,6 +33,12 @@ typedef enum { SINK_OK = 0, SINK_RETRY, SINK_REJECT_ROW, SINK_FATAL } sink_resul
 
 typedef struct sink sink_t;
 
+/* How a sink hands the worker an internal event of its own making (a trigger pipeline's emit
+ * handler): the worker sends it to the master as ENVELOPE_EMIT (tag, msgpack data map).
+ * 0, or -1 when it could not be sent (the master is gone). */
+typedef int (*sink_emit_fn)(void *arg, const char *tag, size_t tag_len, const void *data,
+                            size_t data_len);
+
 typedef struct {
     const char *name;
     /* --check-config: validate settings and compile templates without connecting.
@@ -57,6 +63,9 @@ typedef struct {
      * template's values) without connecting anywhere. */
     void (*explain)(const worker_config_t *cfg, const char *master_id,
                     const worker_event_t *ev, FILE *out);
+    /* Optional, for sinks that make events (trigger): the worker calls it after every
+     * successful open with the function that sends an event to the master. */
+    void (*set_emit)(sink_t *self, sink_emit_fn emit, void *arg);
 } sink_ops_t;
 
 /* NULL when no sink has that name. */

@@ -75,14 +75,12 @@ static __attribute__((noreturn)) void worker_exit(worker_t *w, int code)
     _exit(code);   /* never run the master's atexit handlers (czmq) in a child */
 }
 
-static void send_ack(worker_t *w, uint64_t seq, uint64_t committed, uint64_t rejected)
+/* Sends one whole message to the master. 0, or -1 once the master is gone. */
+static int send_all(worker_t *w, const msgpack_sbuffer *buf)
 {
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    envelope_pack_ack(&buf, seq, committed, rejected);
     size_t off = 0;
-    while (!w->master_gone && off < buf.size) {
-        ssize_t n = send(w->fd, buf.data + off, buf.size - off, MSG_NOSIGNAL);
+    while (!w->master_gone && off < buf->size) {
+        ssize_t n = send(w->fd, buf->data + off, buf->size - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -91,7 +89,32 @@ static void send_ack(worker_t *w, uint64_t seq, uint64_t committed, uint64_t rej
         }
         off += (size_t) n;
     }
+    return w->master_gone ? -1 : 0;
+}
+
+static void send_ack(worker_t *w, uint64_t seq, uint64_t committed, uint64_t rejected)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    envelope_pack_ack(&buf, seq, committed, rejected);
+    send_all(w, &buf);
     msgpack_sbuffer_destroy(&buf);
+}
+
+/* ---- issue 7: internal events a sink makes (trigger pipelines' emit handler) ---- */
+
+/* The sink's emit function (sink_emit_fn): one ENVELOPE_EMIT on the master socket. */
+static int send_emit(void *arg, const char *tag, size_t tag_len, const void *data,
+                     size_t data_len)
+{
+    worker_t *w = arg;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int rc = envelope_pack_emit(&buf, tag, tag_len, data, data_len);
+    if (rc == 0)
+        rc = send_all(w, &buf);
+    msgpack_sbuffer_destroy(&buf);
+    return rc;
 }
 
 /* ---- dead letters ---- */
@@ -180,6 +203,8 @@ static bool sink_ready(worker_t *w)
                      err);
         return false;
     }
+    if (w->ops->set_emit)   /* issue 7: see send_emit */
+        w->ops->set_emit(w->sink, send_emit, w);
     return true;
 }
 
