@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "sink_events.h"
+#include "test_ecl_redis.h"
 
 static char tmpdir[64];
 static char dbpath[128];
@@ -537,6 +538,48 @@ Test(pipeline, graphite_handler_sends_now_and_a_rerun_does_not_count_twice)
     close(conn);   /* carbon's side goes first: the sink's close waits for it */
     pipeline_destroy(&p);
     close(lfd);
+    msgpack_sbuffer_destroy(&e.data);
+}
+
+/* ---------------------------------------------------------------- counter (redis) */
+
+/* The counter handler syncs at once; a rerun after a later handler failed does not count the
+ * summary again. */
+Test(pipeline, counter_handler_counts_each_summary_once)
+{
+    if (!getenv("EVENTSD_REDIS_PORT"))
+        cr_skip_test("EVENTSD_REDIS_PORT not set (run through test/with-servers.sh)");
+    char group[96];
+    test_group(group, sizeof group, "pipeline");
+    char *names[] = { "1h" };
+    int secs[] = { 3600 };
+    setup_t s;
+    s.sinks[0] = (worker_config_t){ .name = "job_done.1", .sink = "redis", .processes = 1,
+                                    .host = (char *) test_redis_host(),
+                                    .port = test_redis_port(), .group = group,
+                                    .interval_names = names, .intervals_s = secs,
+                                    .n_intervals = 1, .counter = "{data.fun}.{data.reason}",
+                                    .auto_declare = true, .sync_interval_ms = 1000,
+                                    .sync_limit = 1000, .connect_timeout_ms = 2000 };
+    s.handlers[0] = (handler_config_t){ .type = HANDLER_COUNTER, .sink = &s.sinks[0] };
+    text_handler(&s, 1, HANDLER_EMIT, "eventsd/job/{data.jid}/done");
+    finish_setup(&s, 2);
+    emitted_t e = { .fail = 1 };
+    msgpack_sbuffer_init(&e.data);
+    pipeline_t *p = new_pipeline(&s, &e);
+    job_t j = { "20261129100000000011", "expire", 2, 1, 1, 0, { "db1" } };
+    char err[1024] = "";
+    cr_expect_eq(run_job(p, &j, err, sizeof err), SINK_RETRY);
+    redisContext *c = test_redis();
+    cr_expect_eq(test_getf(c, "%s:%s:cur:%s", group, "1h", "test.ping.expire"), 1);
+    cr_expect_eq(run_job(p, &j, err, sizeof err), SINK_OK, "%s", err);
+    cr_expect_eq(test_getf(c, "%s:%s:cur:%s", group, "1h", "test.ping.expire"), 1, "rerun");
+    job_t k = { "20261129100000000012", "expire", 1, 0, 0, 0, { "db2" } };
+    cr_expect_eq(run_job(p, &k, err, sizeof err), SINK_OK, "%s", err);
+    cr_expect_eq(test_getf(c, "%s:%s:cur:%s", group, "1h", "test.ping.expire"), 2);
+    cr_expect_lt(pipeline_flush_at(p), INT64_MAX, "the interval's rotation is a timer");
+    redisFree(c);
+    pipeline_destroy(&p);
     msgpack_sbuffer_destroy(&e.data);
 }
 
