@@ -7,7 +7,7 @@
 INSERT INTO `salt_jobs` (`jid`, `fun`, `target`, `user`, `expected`, `returned`, `succeeded`,
                          `failed`, `missing`, `status`, `first_stamp`, `last_stamp`, `duration`,
                          `master_id`)
-VALUES (:data.jid, :data.fun, :data.target|json, :data.user, :data.expected|int,
+VALUES (:data.jid, :data.fun, :data.target, :data.user, :data.expected|int,
         :data.returned|int, :data.succeeded|int, :data.failed|int, :data.missing_count|int,
         CASE :data.reason WHEN 'fire' THEN 'complete' WHEN 'expire' THEN 'timeout'
                           ELSE :data.reason END,

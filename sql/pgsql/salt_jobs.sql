@@ -4,7 +4,7 @@
 -- salt/job/<jid>/new event has expected = 0 and never overwrites a row with an expected list.
 INSERT INTO salt_jobs (jid, fun, target, "user", expected, returned, succeeded, failed, missing,
                        status, first_stamp, last_stamp, duration, master_id)
-VALUES (:data.jid, :data.fun, :data.target|json, :data.user, :data.expected|int,
+VALUES (:data.jid, :data.fun, :data.target, :data.user, :data.expected|int,
         :data.returned|int, :data.succeeded|int, :data.failed|int, :data.missing_count|int,
         CASE :data.reason::text WHEN 'fire' THEN 'complete' WHEN 'expire' THEN 'timeout'
                                 ELSE :data.reason::text END,

@@ -3,9 +3,10 @@
 -- after a failure writes the same row again (upsert by jid). A stream that never saw the job's
 -- salt/job/<jid>/new event (a return that came after the job's row was written, or eventsd
 -- started mid-job) has expected = 0 and never overwrites a row that has an expected list.
+-- target is the text of a glob ("web*") or the JSON of a list (["a", "b"]).
 INSERT INTO salt_jobs (jid, fun, target, user, expected, returned, succeeded, failed, missing,
                        status, first_stamp, last_stamp, duration, master_id)
-VALUES (:data.jid, :data.fun, :data.target|json, :data.user, :data.expected|int,
+VALUES (:data.jid, :data.fun, :data.target, :data.user, :data.expected|int,
         :data.returned|int, :data.succeeded|int, :data.failed|int, :data.missing_count|int,
         CASE :data.reason WHEN 'fire' THEN 'complete' WHEN 'expire' THEN 'timeout'
                           ELSE :data.reason END,
