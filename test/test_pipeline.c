@@ -223,7 +223,7 @@ Test(pipeline, timed_out_job_writes_its_row_and_one_row_per_missing_minion)
 
     char rows[2048];
     dump_jobs(dbpath, rows, sizeof rows);
-    cr_expect_str_eq(rows, "20261129100000000001,test.ping,\"web*\",4,2,1,1,2,timeout,2.5,"
+    cr_expect_str_eq(rows, "20261129100000000001,test.ping,web*,4,2,1,1,2,timeout,2.5,"
                            "m1_master | 20261129100000000001/db1;20261129100000000001/web2");
     pipeline_destroy(&p);
     cr_expect_null(p);
@@ -240,7 +240,7 @@ Test(pipeline, completed_job_without_missing_minions_writes_only_its_row)
     cr_assert_eq(run_job(p, &j, err, sizeof err), SINK_OK, "%s", err);
     char rows[2048];
     dump_jobs(dbpath, rows, sizeof rows);
-    cr_expect_str_eq(rows, "20261129100000000002,test.ping,\"web*\",3,3,3,0,0,complete,2.5,"
+    cr_expect_str_eq(rows, "20261129100000000002,test.ping,web*,3,3,3,0,0,complete,2.5,"
                            "m1_master | ");
     pipeline_destroy(&p);
 }
