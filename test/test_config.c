@@ -712,13 +712,16 @@ Test(config, example_eventsd_conf_is_valid_and_documents_every_key)
     if (c) {
         cr_expect(eq(int, c->bus.type, BUS_AUTO));
         cr_expect(eq(str, c->bus.path, "/var/run/salt/master/master_event_pub.ipc"));
-        cr_assert(eq(int, c->n_workers, 3));
+        cr_assert(eq(int, c->n_workers, 4));
         const char *names[] = { "returns", "jobs", "events" };
+        cr_expect(eq(str, c->workers[3].sink, "trigger"));
+        cr_expect(config_trigger(c, "salt_jobs") != NULL);
+        cr_expect(config_pipeline(c, "job_timeout") != NULL);
         for (int i = 0; i < 3; i++) {
             cr_expect(eq(str, c->workers[i].name, (char *) names[i]));
             cr_expect(eq(str, c->workers[i].database, "/var/lib/eventsd/salt.db"));
         }
-        cr_expect(eq(int, c->n_rules, 3));
+        cr_expect(eq(int, c->n_rules, 4));
         eventsd_config_destroy(&c);
     }
     char path[PATH_MAX];
@@ -738,6 +741,10 @@ Test(config, example_eventsd_conf_is_valid_and_documents_every_key)
         "rollups =", "target =", "source =", "db =", "intervals =", "counter =", "events =",
         "auto_declare =", "sync_interval_ms =", "sync_limit =", "throttle =", "key =",
         "timeframe =", "min_count =", "max_count =", "shared =",
+        "state =", "triggers =", "max_streams =", "match =", "where =", "distinguished_by =",
+        "all_expected =", "expected_tag =", "expected_field =", "returned_tag =",
+        "returned_field =", "expire =", "fire_delay =", "fire_pipeline =", "expire_pipeline =",
+        "pipelines =", "handlers =", "type =", "missing_template =", "message =", "count =",
     };
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         cr_expect(strstr(text, keys[i]) != NULL, "eventsd.conf does not show '%s'", keys[i]);

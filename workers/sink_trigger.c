@@ -127,6 +127,8 @@ static int trigger_check(const worker_config_t *cfg, char *err, size_t errlen)
         err[0] = '\0';
     if (check_settings(cfg, err, errlen) != 0)
         return -1;
+    if (trigger_engine_check(cfg->root, cfg, err, errlen) != 0)
+        return -1;
     const pipeline_config_t **used;
     int n = used_pipelines(cfg, &used), bad = n < 0;
     if (n < 0)

@@ -737,6 +737,16 @@ static void explain_one(const compiled_t *c, trigger_scratch_t *sc, const worker
     fputc('\n', out);
 }
 
+int trigger_engine_check(const eventsd_config_t *cfg, const worker_config_t *w, char *err,
+                         size_t errlen)
+{
+    compiled_t *triggers = NULL;
+    int n = 0;
+    int rc = compile_worker(cfg, w, &triggers, &n, err, errlen);
+    free_worker(&triggers, n);
+    return rc;
+}
+
 void trigger_engine_explain(const eventsd_config_t *cfg, const worker_config_t *w,
                             const worker_event_t *ev, FILE *out)
 {

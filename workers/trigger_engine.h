@@ -130,6 +130,11 @@ int trigger_engine_defer(trigger_engine_t *self, int64_t stream_id, int64_t retr
 
 const trigger_engine_stats_t *trigger_engine_stats(const trigger_engine_t *self);
 
+/* --check-config: compiles w's triggers (tag patterns and conditions) without opening the
+ * store. 0, or -1 with "FILE:LINE: trigger 'x' ... pattern: ..." in err. */
+int trigger_engine_check(const eventsd_config_t *cfg, const worker_config_t *w, char *err,
+                         size_t errlen);
+
 /* For `eventsd --explain`: for each trigger of w, whether ev would join it and under which
  * key (no state is read). Lines indented by four spaces. */
 void trigger_engine_explain(const eventsd_config_t *cfg, const worker_config_t *w,
