@@ -271,3 +271,5 @@ echo "priority event latency (publish -> committed, a 5000-event batch filling):
 if [ -x "$ROOT/test/bench_graphite.sh" ]; then
     "$ROOT/test/bench_graphite.sh" "$BUILD" || echo "bench_graphite.sh failed (exit $?)"
 fi
+# Job tracking (issue 7): events/s with the salt_jobs trigger on, for jobs of 10,000 minions.
+"$ROOT/test/bench_jobs.sh" "$BUILD" || echo "bench_jobs.sh failed (exit $?)"
