@@ -84,4 +84,4 @@ printf '  %-58s %8s ms %8s events/s  1.00x\n' "baseline: file worker (JSON lines
 printf '  %-58s %8s ms %8s events/s  %s\n' "trigger worker, salt_jobs trigger, rows in SQLite" "$track" \
     $(( EVENTS * 1000 / track )) "$(awk -v a="$base" -v b="$track" 'BEGIN { printf "%.2fx", a / b }')"
 line=$(grep 'trigger sink closed' "$W/trigger/eventsd.log" | tail -1 || true)
-[ -n "$line" ] && echo "  trigger worker: $(echo "$line" | grep -o 'events=[0-9]*\|statements=[0-9]*\|rows_changed=[0-9]*' | tr '\n' ' ')"
+[ -n "$line" ] && echo "  trigger worker: $(echo "$line" | grep -o 'events=[0-9]*\|joined=[0-9]*\|fired=[0-9]*\|pipeline_runs=[0-9]*' | tr '\n' ' ')"
