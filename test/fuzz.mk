@@ -19,7 +19,8 @@ FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_BINS    := $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz_%)
 # The project sources the harnesses exercise, instrumented for coverage (from LIB_SRC, so a
 # file another engineer is still writing never breaks this build).
-FUZZ_SRC     := $(filter proto/%.c daemon/config.c daemon/config_metrics.c daemon/log.c \
+FUZZ_SRC     := $(filter proto/%.c daemon/config.c daemon/config_metrics.c daemon/config_triggers.c \
+                         daemon/log.c \
                          daemon/spool.c daemon/json_msgpack.c workers/template.c \
                          workers/worker_event.c workers/name_template.c workers/graphite_name.c \
                          workers/graphite_rollup.c,$(LIB_SRC))
