@@ -1202,6 +1202,11 @@ void eventsd_config_destroy(eventsd_config_t **self_p)
     *self_p = NULL;
 }
 
+const char *config_worker_file(const worker_config_t *w)
+{
+    return w && w->file ? w->file : "config";
+}
+
 int config_worker_index(const eventsd_config_t *self, const char *name)
 {
     for (int i = 0; self && name && i < self->n_workers; i++)

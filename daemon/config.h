@@ -309,6 +309,10 @@ typedef struct eventsd_config {
 eventsd_config_t *config_load(const char *path, char *err, size_t errlen);
 void eventsd_config_destroy(eventsd_config_t **self_p);
 
+/* The file to name in a worker's FILE:LINE messages: its config file, or "config" for
+ * settings built by hand (tests). */
+const char *config_worker_file(const worker_config_t *w);
+
 /* Index of the worker with that name, or -1. */
 int config_worker_index(const eventsd_config_t *self, const char *name);
 

@@ -283,13 +283,6 @@ static void hold(master_t *m, salt_event_t *ev)
     m->n_held++;
 }
 
-static int64_t epoch_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* statistics count every event read from the bus (their own events excepted). */
 static void count_statistics(master_t *m, const salt_event_t *ev)
 {
@@ -300,7 +293,7 @@ static void count_statistics(master_t *m, const salt_event_t *ev)
     char err[8];
     payload_t *data = payload_new(ev->payload, ev->payload_len, true, 1000, err, sizeof err);
     field_stats_add(m->field_stats, ev->tag, ev->tag_len, data ? payload_root(data) : NULL,
-                    m->ref->cfg->master_id, epoch_ms());
+                    m->ref->cfg->master_id, wall_ms());
     payload_destroy(&data);
 }
 
@@ -355,7 +348,7 @@ static void emit_statistics(master_t *m)
     msgpack_sbuffer_init(&tag);
     msgpack_sbuffer_init(&payload);
     int rc;
-    while ((rc = field_stats_pop(m->field_stats, epoch_ms(), &tag, &payload)) != 0) {
+    while ((rc = field_stats_pop(m->field_stats, wall_ms(), &tag, &payload)) != 0) {
         if (rc < 0)
             continue;
         msgpack_sbuffer_write(&tag, "", 1);   /* NUL-terminate */
@@ -736,7 +729,7 @@ static void run_once(master_t *m)
         timeout = min_timeout(timeout, (int) (m->held_retry_ms > now ? m->held_retry_ms - now : 0));
     if (m->ref->cfg->stats_interval_s > 0)
         timeout = min_timeout(timeout, (int) (m->next_stats_ms > now ? m->next_stats_ms - now : 0));
-    timeout = min_timeout(timeout, field_stats_next_due_ms(m->field_stats, epoch_ms()));
+    timeout = min_timeout(timeout, field_stats_next_due_ms(m->field_stats, wall_ms()));
     if (http)
         timeout = min_timeout(timeout, metrics_http_timeout_ms(http, now));
     timeout = min_timeout(timeout, notify_watchdog(now));
@@ -756,7 +749,7 @@ static void run_once(master_t *m)
     if (dispatcher_layout(m->dispatcher) == layout)   /* a reload may have changed the workers */
         dispatcher_handle(m->dispatcher, &items[first_worker], n - first_worker);
     maybe_stats(m, clock_ms());
-    if (field_stats_next_due_ms(m->field_stats, epoch_ms()) == 0)
+    if (field_stats_next_due_ms(m->field_stats, wall_ms()) == 0)
         emit_statistics(m);
 }
 

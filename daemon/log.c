@@ -39,6 +39,13 @@ int64_t clock_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void log_vmsg(log_level_t level, const char *suffix, const char *fmt, va_list ap)
 {
     if (level < log_threshold)

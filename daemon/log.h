@@ -39,5 +39,7 @@ __attribute__((format(printf, 2, 3)))
 void log_recovered(log_complaint_t *c, const char *fmt, ...);
 
 int64_t clock_ms(void);   /* CLOCK_MONOTONIC in milliseconds */
+int64_t wall_ms(void);    /* CLOCK_REALTIME in milliseconds since the epoch (times that persist
+                             or align to the calendar: intervals, stream expiry) */
 
 #endif

@@ -627,7 +627,7 @@ static void add_problem(char *err, size_t errlen, const char *fmt, ...)
 static int check_handler(const pipeline_config_t *cfg, int i, char *err, size_t errlen)
 {
     const handler_config_t *h = &cfg->handlers[i];
-    const char *file = h->sink && h->sink->file ? h->sink->file : "config";
+    const char *file = config_worker_file(h->sink);
     char why[1024] = "";
     if (handler_settings(h, why, sizeof why) != 0) {
         add_problem(err, errlen, "%s:%d: pipeline '%s' handler #%d: %s", file, h->line,

@@ -62,19 +62,6 @@ typedef struct {
     log_complaint_t  skip_complaint, drop_complaint;
 } graphite_sink_t;
 
-/* The file for FILE:LINE messages (configs built by hand in tests have none). */
-static const char *config_file(const worker_config_t *cfg)
-{
-    return cfg->file ? cfg->file : "config";
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---------------------------------------------------------------- check */
 
 static int check_settings(const worker_config_t *cfg, char *err, size_t errlen)
@@ -85,10 +72,10 @@ static int check_settings(const worker_config_t *cfg, char *err, size_t errlen)
     if (cfg->processes > 1)
         snprintf(err, errlen, "%s:%d: worker '%s': a graphite worker must have processes = 1 "
                  "(carbon keeps one value per metric and time slot, so processes would "
-                 "overwrite each other's aggregates)", config_file(cfg), cfg->line, name);
+                 "overwrite each other's aggregates)", config_worker_file(cfg), cfg->line, name);
     else if (cfg->port < 1 || cfg->port > 65535 || cfg->flush_interval_s < 1)
         snprintf(err, errlen, "%s:%d: worker '%s': the graphite sink needs a port (1..65535) "
-                 "and a flush_interval >= 1", config_file(cfg), cfg->line, name);
+                 "and a flush_interval >= 1", config_worker_file(cfg), cfg->line, name);
     else
         return 0;
     return -1;
@@ -102,7 +89,7 @@ static int graphite_check(const worker_config_t *cfg, char *err, size_t errlen)
     if (used + 1 < errlen) {
         if (used)
             err[used++] = '\n';
-        bad += graphite_map_check(cfg, config_file(cfg), err + used, errlen - used);
+        bad += graphite_map_check(cfg, config_worker_file(cfg), err + used, errlen - used);
         if (used && !err[used])
             err[used - 1] = '\0';   /* nothing after the settings' line */
     }
@@ -169,7 +156,7 @@ static sink_t *graphite_open(const worker_config_t *cfg, const char *master_id, 
     s->early_at = cfg->max_inflight > 1 ? (uint64_t) cfg->max_inflight / 2 : EARLY_FLUSH_DEFAULT;
     s->skip_complaint.interval_ms = 60000;
     s->drop_complaint.interval_ms = 60000;
-    s->map = graphite_map_new(cfg, config_file(cfg), err, errlen);
+    s->map = graphite_map_new(cfg, config_worker_file(cfg), err, errlen);
     if (!s->map) {
         graphite_close((sink_t **) &s);
         return NULL;
@@ -298,7 +285,7 @@ static void graphite_explain(const worker_config_t *cfg, const char *master_id,
                              const worker_event_t *ev, FILE *out)
 {
     char err[512];
-    graphite_map_t *map = graphite_map_new(cfg, config_file(cfg), err, sizeof err);
+    graphite_map_t *map = graphite_map_new(cfg, config_worker_file(cfg), err, sizeof err);
     if (!map) {
         fprintf(out, "    cannot map metrics: %s\n", err);
         return;

@@ -125,7 +125,7 @@ static int redis_check(const worker_config_t *cfg, char *err, size_t errlen)
     char why[512];
     int rc = load_group(&s, cfg, why, sizeof why);
     if (rc < 0)
-        snprintf(err, errlen, "%s:%d: %s", cfg->file ? cfg->file : "config", cfg->line, why);
+        snprintf(err, errlen, "%s:%d: %s", config_worker_file(cfg), cfg->line, why);
     ecl_group_destroy(&s.group);
     name_template_destroy(&s.counter);
     return rc;
@@ -268,13 +268,6 @@ static sink_result_t redis_write_batch(sink_t *self, worker_event_t *const *even
 }
 
 /* ---------------------------------------------------------------- schedule */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* clock_ms() of the next interval boundary of any of the group's intervals. */
 /* The clock_ms() at which a rotation is next due: the end of the interval each was last

@@ -59,18 +59,6 @@ typedef struct {
     uint64_t          runs, failures;
 } trigger_sink_t;
 
-static const char *config_file(const worker_config_t *cfg)
-{
-    return cfg->file ? cfg->file : "config";
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *reason_name(trigger_reason_t r)
 {
     return r == TRIGGER_FIRE ? "fire" : r == TRIGGER_EXPIRE ? "expire" : "evicted";
@@ -84,13 +72,13 @@ static int check_settings(const worker_config_t *cfg, char *err, size_t errlen)
     if (cfg->processes > 1)
         snprintf(err, errlen, "%s:%d: worker '%s': a trigger worker must have processes = 1 "
                  "(its streams live in one state file and each must have one owner)",
-                 config_file(cfg), cfg->line, name);
+                 config_worker_file(cfg), cfg->line, name);
     else if (!cfg->state || cfg->n_triggers < 1)
         snprintf(err, errlen, "%s:%d: worker '%s': the trigger sink needs 'state' and "
-                 "'triggers'", config_file(cfg), cfg->line, name);
+                 "'triggers'", config_worker_file(cfg), cfg->line, name);
     else if (!cfg->root)
         snprintf(err, errlen, "%s:%d: worker '%s': the trigger sink needs the whole config "
-                 "(worker_config_t.root)", config_file(cfg), cfg->line, name);
+                 "(worker_config_t.root)", config_worker_file(cfg), cfg->line, name);
     else
         return 0;
     return -1;
