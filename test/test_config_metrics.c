@@ -2,6 +2,7 @@
  * connection, statistics and stats.listen: values and defaults of valid configs, and each kind
  * of error as an exact "FILE:LINE: message". */
 #include "config.h"
+#include "config_test_dir.h"
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -12,39 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char tmp[PATH_MAX];
-static char conf[PATH_MAX + 32];
-
-static void setup(void)
-{
-    char tmpl[] = "/tmp/eventsd-test-config-metrics-XXXXXX";
-    cr_assert(mkdtemp(tmpl) != NULL);
-    cr_assert(realpath(tmpl, tmp) != NULL);
-    snprintf(conf, sizeof conf, "%s/eventsd.conf", tmp);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st, (void) flag, (void) ftw;
-    return remove(path);
-}
-
-static void teardown(void)
-{
-    if (tmp[0])
-        nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(config_metrics, .init = setup, .fini = teardown);
-
-static eventsd_config_t *load_text(const char *text, char *err, size_t errlen)
-{
-    FILE *f = fopen(conf, "w");
-    cr_assert(f != NULL);
-    fputs(text, f);
-    cr_assert(fclose(f) == 0);
-    return config_load(conf, err, errlen);
-}
+TestSuite(config_metrics, .init = config_dir_setup, .fini = config_dir_teardown);
 
 #define GRAPHITE_OK \
     "workers = ( { name = \"g\"; sink = \"graphite\";\n" \

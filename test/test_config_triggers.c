@@ -1,6 +1,7 @@
 /* Tests for daemon/config_triggers.c: trigger workers, triggers and pipelines, with their
  * defaults, and each kind of error as an exact "FILE:LINE: message". */
 #include "config.h"
+#include "config_test_dir.h"
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -10,39 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char tmp[PATH_MAX];
-static char conf[PATH_MAX + 32];
-
-static void setup(void)
-{
-    char tmpl[] = "/tmp/eventsd-test-config-triggers-XXXXXX";
-    cr_assert(mkdtemp(tmpl) != NULL);
-    cr_assert(realpath(tmpl, tmp) != NULL);
-    snprintf(conf, sizeof conf, "%s/eventsd.conf", tmp);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st, (void) flag, (void) ftw;
-    return remove(path);
-}
-
-static void teardown(void)
-{
-    if (tmp[0])
-        nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(config_triggers, .init = setup, .fini = teardown);
-
-static eventsd_config_t *load_text(const char *text, char *err, size_t errlen)
-{
-    FILE *f = fopen(conf, "w");
-    cr_assert(f != NULL);
-    fputs(text, f);
-    cr_assert(fclose(f) == 0);
-    return config_load(conf, err, errlen);
-}
+TestSuite(config_triggers, .init = config_dir_setup, .fini = config_dir_teardown);
 
 #define JOBS_WORKER \
     "workers = ( { name = \"jobs\"; sink = \"trigger\"; state = \"t.db\"; " \
